@@ -1,0 +1,167 @@
+"""Typed configuration: configs/*.yaml loaded into dataclasses, the single home of every number."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from .errors import ConfigError
+
+DEFAULT_CONFIG = "siamfc_alexnet"
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "alexnet"
+    shared_weights: bool = True
+    pretrained: bool = False
+    out_scale: float = 0.001
+    adjust: int = 0
+    exemplar_crop: int = 0
+    xcorr: str = "plain"
+
+
+@dataclass
+class TrackConfig:
+    exemplar_size: int = 127
+    search_size: int = 255
+    context: float = 0.5
+    total_stride: int = 8
+    response_up: int = 16
+    scale_num: int = 3
+    scale_step: float = 1.0375
+    scale_penalty: float = 0.9745
+    scale_lr: float = 0.59
+    window_influence: float = 0.176
+    min_size: float = 4.0
+    max_size_ratio: float = 1.0
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 50
+    batch_size: int = 8
+    lr_start: float = 1e-2
+    lr_end: float = 1e-5
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    max_gap: int = 100
+    positive_radius: int = 16
+    loss: str = "logistic"
+    margin: float = 1.0
+    pairs_per_epoch: int = 5000
+    num_workers: int = 2
+    seed: int = 0
+
+
+@dataclass
+class Config:
+    weights: str = ""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    track: TrackConfig = field(default_factory=TrackConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    name: str = ""  # where it was loaded from; not a YAML key
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d.pop("name")
+        return d
+
+
+_CHOICES = {"model.xcorr": ("plain", "normalized"),
+            "train.loss": ("logistic", "contrastive", "triplet")}
+
+
+def shipped_dir(kind: str) -> Path:
+    """The packaged `configs` or `weights` folder.
+
+    Installed, they are the package data `siamtrack.configs` / `siamtrack.weights`; imported
+    straight from a source checkout (cwd on sys.path) they are the top-level folders beside it.
+    """
+    try:
+        return Path(str(resources.files(f"siamtrack.{kind}")))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent / kind
+
+
+def resolve_config_path(name_or_path: str | Path) -> Path:
+    """A path to a YAML file, or the name of a shipped config (`siamfc_alexnet`)."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        return path
+    shipped = shipped_dir("configs") / f"{name_or_path}.yaml"
+    if not shipped.is_file():
+        names = sorted(p.stem for p in shipped_dir("configs").glob("*.yaml"))
+        raise ConfigError(f"no config named '{name_or_path}' (shipped: {', '.join(names)})")
+    return shipped
+
+
+def _coerce(key: str, value: Any, typ: type) -> Any:
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if type(value) is not typ:
+        raise ConfigError(f"config key '{key}' must be {typ.__name__}, got {value!r}")
+    if key in _CHOICES and value not in _CHOICES[key]:
+        raise ConfigError(f"config key '{key}' must be one of {'|'.join(_CHOICES[key])}, got {value!r}")
+    return value
+
+
+def _fill(obj: Any, data: dict, prefix: str) -> None:
+    if not isinstance(data, dict):
+        raise ConfigError(f"config section '{prefix.rstrip('.') or '(top)'}' must be a mapping")
+    types = {f.name: f.type for f in dataclasses.fields(obj) if f.name != "name"}
+    for key, value in data.items():
+        full = prefix + str(key)
+        if key not in types:
+            raise ConfigError(f"unknown config key '{full}'")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            _fill(current, value, full + ".")
+        else:
+            setattr(obj, key, _coerce(full, value, type(current)))
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`track.window_influence=0.2` -> (['track', 'window_influence'], 0.2)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"override '{text}' must look like section.key=value")
+    return key.strip().split("."), yaml.safe_load(value)
+
+
+def config_from_dict(data: dict, overrides: Iterable[str] = (), name: str = "") -> Config:
+    cfg = Config(name=name)
+    _fill(cfg, data or {}, "")
+    for text in overrides:
+        keys, value = parse_override(text)
+        nested: dict = {}
+        node = nested
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+        node[keys[-1]] = value
+        _fill(cfg, nested, "")
+    return cfg
+
+
+def load_config(name_or_path: str | Path | None = None, overrides: Iterable[str] = ()) -> Config:
+    """Load a shipped config by name or a YAML file by path, then apply `a.b=value` overrides."""
+    path = resolve_config_path(name_or_path or DEFAULT_CONFIG)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    return config_from_dict(data, overrides, name=str(path))
+
+
+def resolve_weights_path(cfg: Config) -> Path | None:
+    """The checkpoint a config names: a path as given if it exists, else a file in the shipped weights/."""
+    if not cfg.weights:
+        return None
+    path = Path(cfg.weights)
+    return path if path.is_file() or path.is_absolute() else shipped_dir("weights") / path

@@ -1,0 +1,36 @@
+"""Square crops around a target, resized with one cv2.warpAffine and padded with the mean colour.
+
+Coordinates are continuous pixels: pixel (i, j) covers [j, j+1) x [i, i+1), so a 0-based box
+x, y, w, h has its centre at (x + w/2, y + h/2).
+"""
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+
+def context_size(w: float, h: float, context: float) -> float:
+    """SiamFC's exemplar side: the target padded by `context` * (w + h), squared up by area."""
+    pad = context * (w + h)
+    return math.sqrt((w + pad) * (h + pad))
+
+
+def crop_matrix(cx: float, cy: float, size: float, out_size: int) -> np.ndarray:
+    """The affine map from output pixel index to source pixel index (for WARP_INVERSE_MAP)."""
+    k = size / out_size
+    return np.array([[k, 0.0, cx - size / 2 + 0.5 * k - 0.5],
+                     [0.0, k, cy - size / 2 + 0.5 * k - 0.5]])
+
+
+def crop_and_resize(image: np.ndarray, cx: float, cy: float, size: float, out_size: int,
+                    border: tuple[float, ...], out: np.ndarray | None = None) -> np.ndarray:
+    """The square of side `size` centred on (cx, cy), resized to out_size x out_size.
+
+    Parts outside the image take the `border` colour. `out` (out_size x out_size x C) is filled
+    in place when given, so the tracker reuses its buffers frame after frame.
+    """
+    return cv2.warpAffine(image, crop_matrix(cx, cy, size, out_size), (out_size, out_size), dst=out,
+                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=border)

@@ -1,0 +1,25 @@
+"""Exception types the API raises for bad input; the CLI turns each into a one-line message."""
+
+
+class SiamtrackError(Exception):
+    """Base of every error siamtrack raises on purpose."""
+
+
+class ConfigError(SiamtrackError):
+    """A config file or override with an unknown key or a bad value."""
+
+
+class CheckpointError(SiamtrackError):
+    """A weights file that is missing, corrupt or of another architecture."""
+
+
+class SourceError(SiamtrackError):
+    """A video, folder, camera or stream that cannot be read."""
+
+
+class BoxError(SiamtrackError):
+    """A bounding box that is malformed, empty, non-finite or outside the frame."""
+
+
+class FrameError(SiamtrackError):
+    """A frame of an unsupported shape or type."""

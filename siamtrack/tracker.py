@@ -1,0 +1,176 @@
+"""SiamFCTracker: the tracking loop (scale pyramid, cosine window, damping). Knows nothing of training."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from got10k.trackers import Tracker
+
+from .checkpoint import checkpoint_config, load_checkpoint, load_weights
+from .config import Config, load_config, resolve_weights_path
+from .crops import context_size, crop_and_resize
+from .errors import BoxError, FrameError
+from .models import SiameseNet
+
+
+def as_rgb(frame) -> np.ndarray:
+    """HxWx3 uint8 RGB from an RGB/RGBA/grayscale ndarray (8 or 16 bit) or a PIL image."""
+    if hasattr(frame, "convert"):  # PIL image
+        frame = np.asarray(frame.convert("RGB"))
+    if not isinstance(frame, np.ndarray):
+        raise FrameError(f"a frame must be a numpy array or PIL image, got {type(frame).__name__}")
+    if frame.dtype == np.uint16:
+        frame = (frame >> 8).astype(np.uint8)
+    elif frame.dtype != np.uint8:
+        raise FrameError(f"frames must be uint8 or uint16, got {frame.dtype}")
+    if frame.ndim == 2:
+        frame = np.repeat(frame[:, :, None], 3, axis=2)
+    elif frame.ndim == 3 and frame.shape[2] == 4:
+        frame = frame[:, :, :3]
+    elif frame.ndim == 3 and frame.shape[2] == 1:
+        frame = np.repeat(frame, 3, axis=2)
+    if frame.ndim != 3 or frame.shape[2] != 3 or min(frame.shape[:2]) < 1:
+        raise FrameError(f"a frame must be HxW, HxWx3 or HxWx4, got shape {frame.shape}")
+    return frame
+
+
+def check_box(box, width: int, height: int) -> np.ndarray:
+    """A finite x, y, w, h box of positive size that overlaps the frame, as float64."""
+    try:
+        box = np.asarray(box, dtype=np.float64).reshape(4)
+    except (TypeError, ValueError):
+        raise BoxError(f"a box must be 4 numbers x, y, w, h, got {box!r}") from None
+    if not np.all(np.isfinite(box)):
+        raise BoxError(f"box {box.tolist()} has a non-finite value")
+    x, y, w, h = box
+    if w <= 0 or h <= 0:
+        raise BoxError(f"box {box.tolist()} must have positive width and height")
+    if x >= width or y >= height or x + w <= 0 or y + h <= 0:
+        raise BoxError(f"box {box.tolist()} lies outside the {width}x{height} frame")
+    return box
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def build_net(config: str | Path | Config | None, weights: str | Path | None) -> tuple[Config, SiameseNet]:
+    """The network a config and weights describe; the config defaults to the one stored in the weights."""
+    ckpt = load_checkpoint(weights) if weights else None
+    if isinstance(config, Config):
+        cfg = config
+    elif config is None and ckpt is not None:
+        cfg = checkpoint_config(ckpt, weights)
+    else:
+        cfg = load_config(config)
+    if ckpt is None and cfg.weights:
+        weights = resolve_weights_path(cfg)
+        ckpt = load_checkpoint(weights)
+    if ckpt is not None:
+        cfg.model.pretrained = False  # the checkpoint supplies every weight
+    net = SiameseNet(cfg.model)
+    if ckpt is not None:
+        load_weights(net, ckpt, weights)
+    return cfg, net
+
+
+class SiamFCTracker(Tracker):
+    """SiamFC tracker; a got10k Tracker, so got10k experiments run it unchanged.
+
+    `config`: a shipped config name, a YAML path or a Config (default: the shipped default model).
+    `weights`: a checkpoint path (default: the one the config names).
+    """
+
+    def __init__(self, config: str | Path | Config | None = None, weights: str | Path | None = None,
+                 device: str = "auto", name: str = "SiamFC"):
+        super().__init__(name=name, is_deterministic=True)
+        self.cfg, net = build_net(config, weights)
+        self.device = resolve_device(device)
+        self.net = net.to(self.device).eval()
+        t = self.cfg.track
+        offsets = np.arange(t.scale_num) - (t.scale_num - 1) / 2
+        self.scale_factors = t.scale_step ** offsets
+        self.scale_penalties = torch.tensor(np.where(offsets == 0, 1.0, t.scale_penalty),
+                                            dtype=torch.float32, device=self.device)
+        self.upscale_size = t.response_up * self._response_size()
+        hann = np.hanning(self.upscale_size)
+        window = np.outer(hann, hann)
+        self.window = torch.tensor(window / window.sum(), dtype=torch.float32, device=self.device)
+        self._search_crops = np.empty((t.scale_num, t.search_size, t.search_size, 3), np.uint8)
+        self._exemplar_crop = np.empty((1, t.exemplar_size, t.exemplar_size, 3), np.uint8)
+        self.score = float("nan")
+
+    @torch.inference_mode()
+    def _response_size(self) -> int:
+        t = self.cfg.track
+        z = torch.zeros(1, 3, t.exemplar_size, t.exemplar_size, device=self.device)
+        x = torch.zeros(1, 3, t.search_size, t.search_size, device=self.device)
+        return self.net(z, x).shape[-1]
+
+    def _to_tensor(self, crops: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float()
+
+    @torch.inference_mode()
+    def init(self, image, box) -> None:
+        frame = as_rgb(image)
+        height, width = frame.shape[:2]
+        x, y, w, h = check_box(box, width, height)
+        t = self.cfg.track
+        self.frame_size = np.array([width, height], dtype=np.float64)
+        self.center = np.array([x + w / 2, y + h / 2])
+        self.base_size = np.array([w, h])
+        self.base_search = context_size(w, h, t.context) * t.search_size / t.exemplar_size
+        self.scale = 1.0
+        self.border = tuple(float(c) for c in frame.reshape(-1, 3).mean(axis=0))
+        crop_and_resize(frame, *self.center, context_size(w, h, t.context), t.exemplar_size,
+                        self.border, out=self._exemplar_crop[0])
+        self.kernel = self.net.embed_exemplar(self._to_tensor(self._exemplar_crop))
+        self.score = float("nan")
+
+    @torch.inference_mode()
+    def update(self, image) -> np.ndarray:
+        frame = as_rgb(image)
+        t = self.cfg.track
+        search_side = self.base_search * self.scale
+        for crop, factor in zip(self._search_crops, self.scale_factors):
+            crop_and_resize(frame, *self.center, search_side * factor, t.search_size, self.border, out=crop)
+        responses = self.net.head(self.kernel, self.net.embed_search(self._to_tensor(self._search_crops)))
+        scale_id, loc, score = self._locate_peak(responses)
+        displacement = (np.array([loc % self.upscale_size, loc // self.upscale_size])
+                        - (self.upscale_size - 1) / 2) * t.total_stride / t.response_up
+        self.center = self.center + displacement * search_side * self.scale_factors[scale_id] / t.search_size
+        self.scale *= (1 - t.scale_lr) + t.scale_lr * self.scale_factors[scale_id]
+        self._clamp_state()
+        self.score = score
+        return self.box()
+
+    def _locate_peak(self, responses: torch.Tensor) -> tuple[int, int, float]:
+        """Best scale (penalised), window-weighted peak index in the upsampled map, raw peak score."""
+        t = self.cfg.track
+        up = F.interpolate(responses, size=(self.upscale_size,) * 2, mode="bicubic", align_corners=False)[:, 0]
+        peaks = up.flatten(1).amax(dim=1)
+        scale_id = torch.argmax(peaks * self.scale_penalties)
+        best = up[scale_id]
+        best = best - best.min()
+        best = best / (best.sum() + 1e-16)
+        best = (1 - t.window_influence) * best + t.window_influence * self.window
+        loc = torch.argmax(best)
+        scale_id, loc, score = torch.stack([scale_id.float(), loc.float(), peaks[scale_id]]).tolist()
+        return int(scale_id), int(loc), score
+
+    def _clamp_state(self) -> None:
+        """Keep the box at least min_size px and at most max_size_ratio of the frame, centre inside it."""
+        t = self.cfg.track
+        low = max(t.min_size / self.base_size.min(), 1e-3)
+        high = (t.max_size_ratio * self.frame_size / self.base_size).min()
+        self.scale = float(np.clip(self.scale, low, max(low, high)))
+        self.center = np.clip(self.center, 0, self.frame_size)
+
+    def box(self) -> np.ndarray:
+        size = self.base_size * self.scale
+        return np.concatenate([self.center - size / 2, size])
