@@ -1,0 +1,155 @@
+"""Dataset readers: GOT-10k, OTB and VOT layouts built in tmp_path, plus the real shared folders."""
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from siamtrack.datasets import detect_layout, load_many, load_sequences
+from siamtrack.errors import SourceError
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+FRAME = np.zeros((12, 16, 3), np.uint8)
+
+
+def write_frames(folder: Path, count: int, pattern: str = "{:08d}.jpg") -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(1, count + 1):
+        cv2.imwrite(str(folder / pattern.format(i)), FRAME)
+
+
+def write_lines(path: Path, lines: list[str]) -> None:
+    path.write_text("\n".join(lines) + "\n")
+
+
+def make_got10k(root: Path) -> Path:
+    split = root / "train"
+    seq = split / "GOT-10k_Train_000001"
+    write_frames(seq, 3)
+    write_lines(seq / "groundtruth.txt", ["1,2,3,4", "5,6,7,8", "0,0,0,0"])
+    write_lines(seq / "absence.label", ["0", "0", "1"])
+    write_lines(seq / "cover.label", ["8", "3", "0"])
+    write_lines(split / "list.txt", ["GOT-10k_Train_000001"])
+    return root
+
+
+def make_vot(root: Path) -> Path:
+    write_frames(root / "ball" / "color", 2)
+    write_lines(root / "ball" / "groundtruth.txt", ["11,21,31,21,31,41,11,41", "2,3,4,5"])
+    write_frames(root / "car", 1)
+    write_lines(root / "car" / "groundtruth.txt", ["1,1,10,10"])
+    write_lines(root / "list.txt", ["ball", "car"])
+    return root
+
+
+def make_otb(root: Path) -> Path:
+    write_frames(root / "Walk" / "img", 3, "{:04d}.jpg")
+    write_lines(root / "Walk" / "groundtruth_rect.txt", ["1\t2\t3\t4", "5 6 7 8", "NaN,NaN,NaN,NaN"])
+    write_frames(root / "Jog", 2, "{}.jpg")  # frames straight in NAME/, two targets
+    write_lines(root / "Jog" / "groundtruth_rect.1.txt", ["1,1,2,2", "2,2,2,2"])
+    write_lines(root / "Jog" / "groundtruth_rect.2.txt", ["3,3,2,2", "4,4,2,2"])
+    return root
+
+
+def test_got10k_split_keeps_zero_based_boxes_and_labels(tmp_path):
+    root = make_got10k(tmp_path)
+    assert detect_layout(root) == "got10k_root" and detect_layout(root / "train") == "got10k"
+    (seq,) = load_sequences(root)
+    assert seq.name == "GOT-10k_Train_000001" and seq.layout == "got10k" and not seq.one_based
+    assert [p.name for p in seq.frames] == ["00000001.jpg", "00000002.jpg", "00000003.jpg"]
+    np.testing.assert_array_equal(seq.boxes[:2], [[1, 2, 3, 4], [5, 6, 7, 8]])
+    assert seq.absent.tolist() == [False, False, True]
+    assert seq.cover.tolist() == [8, 3, 0]
+    np.testing.assert_array_equal(seq.to_source(seq.boxes[:1]), [[1, 2, 3, 4]])
+    assert [s.name for s in load_sequences(root / "train")] == [seq.name]
+
+
+def test_got10k_missing_split_is_an_error(tmp_path):
+    with pytest.raises(SourceError, match="no GOT-10k split 'val'"):
+        load_sequences(make_got10k(tmp_path), split="val")
+
+
+def test_vot_polygons_become_zero_based_axis_aligned_boxes(tmp_path):
+    ball, car = load_sequences(make_vot(tmp_path))
+    assert ball.layout == "vot" and ball.one_based and len(ball) == 2
+    np.testing.assert_array_equal(ball.boxes, [[10, 20, 20, 20], [1, 2, 4, 5]])
+    assert ball.frames[0].parent.name == "color" and car.frames[0].parent.name == "car"
+    np.testing.assert_array_equal(ball.to_source(ball.boxes[:1]), [[11, 21, 20, 20]])
+
+
+def test_otb_separators_frames_in_folder_targets_and_nan(tmp_path):
+    seqs = load_sequences(make_otb(tmp_path))
+    assert [s.name for s in seqs] == ["Jog.1", "Jog.2", "Walk"]
+    walk = seqs[2]
+    np.testing.assert_array_equal(walk.boxes[:2], [[0, 1, 3, 4], [4, 5, 7, 8]])
+    assert walk.absent.tolist() == [False, False, True]
+    assert walk.cover is None and walk.one_based
+    assert seqs[1].frames[0].parent.name == "Jog"
+    np.testing.assert_array_equal(seqs[1].boxes[1], [3, 3, 2, 2])
+    assert [s.name for s in load_sequences(tmp_path / "Walk")] == ["Walk"]
+
+
+def test_load_many_concatenates_layouts(tmp_path):
+    seqs = load_many([make_otb(tmp_path / "otb"), make_vot(tmp_path / "vot")])
+    assert [s.layout for s in seqs] == ["otb", "otb", "otb", "vot", "vot"]
+
+
+def test_folder_matching_no_layout(tmp_path):
+    (tmp_path / "stuff").mkdir()
+    with pytest.raises(SourceError, match=r"matches no dataset layout") as info:
+        load_sequences(tmp_path)
+    assert str(tmp_path) in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(SourceError, match="not found"):
+        load_sequences(tmp_path / "missing")
+
+
+def test_line_count_must_match_frames(tmp_path):
+    root = make_otb(tmp_path)
+    write_lines(root / "Walk" / "groundtruth_rect.txt", ["1,2,3,4"])
+    with pytest.raises(SourceError, match=r"groundtruth_rect.txt: 1 lines for 3 frames"):
+        load_sequences(root)
+
+
+def test_missing_frames(tmp_path):
+    root = make_vot(tmp_path)
+    for frame in (root / "car").glob("*.jpg"):
+        frame.unlink()
+    with pytest.raises(SourceError, match=r"car: no frames"):
+        load_sequences(root)
+
+
+def test_unparsable_line_names_file_and_line(tmp_path):
+    root = make_got10k(tmp_path)
+    seq = root / "train" / "GOT-10k_Train_000001"
+    write_lines(seq / "groundtruth.txt", ["1,2,3,4", "1,2,3", "0,0,0,0"])
+    with pytest.raises(SourceError, match=r"groundtruth.txt:2: expected 4 or 8 numbers"):
+        load_sequences(root)
+    write_lines(seq / "groundtruth.txt", ["1,2,3,4", "5,6,7,8", "0,0,0,0"])
+    write_lines(seq / "cover.label", ["8", "x", "0"])
+    with pytest.raises(SourceError, match=r"cover.label:2: expected an integer"):
+        load_sequences(root)
+
+
+def test_list_naming_a_missing_folder(tmp_path):
+    root = make_vot(tmp_path)
+    write_lines(root / "list.txt", ["ball", "gone"])
+    with pytest.raises(SourceError, match=r"list.txt: lists 'gone'"):
+        load_sequences(root)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (DATA / "train_mini").is_dir(), reason=f"real data not present at {DATA / 'train_mini'}")
+def test_real_train_mini_reads_with_one_based_boxes_shifted():
+    seqs = load_sequences(DATA / "train_mini")
+    assert len(seqs) == 25 and all(s.layout == "otb" and s.one_based for s in seqs)
+    assert all(len(s.boxes) == len(s.frames) > 0 and not s.absent.any() for s in seqs)
+    blur = next(s for s in seqs if s.name == "otb_BlurCar2")
+    np.testing.assert_array_equal(blur.boxes[0], [226, 206, 122, 99])  # file: 227,207,122,99
+    assert cv2.imread(str(blur.frames[0])).shape == (480, 640, 3)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (DATA / "otb_mini").is_dir(), reason=f"real data not present at {DATA / 'otb_mini'}")
+def test_real_otb_mini_reads():
+    seqs = load_sequences(DATA / "otb_mini")
+    assert len(seqs) == 13 and sum(len(s) for s in seqs) == 4055
