@@ -11,7 +11,7 @@ import yaml
 
 from .errors import ConfigError
 
-DEFAULT_CONFIG = "siamfc_alexnet"
+DEFAULT_CONFIG = "siamfc_lite0"
 
 
 @dataclass
@@ -56,6 +56,16 @@ class TrainConfig:
     pairs_per_epoch: int = 5000
     num_workers: int = 2
     seed: int = 0
+    val_fraction: float = 0.1
+    val_pairs: int = 500
+    stretch: float = 0.05
+    translate: float = 8.0
+    color_jitter: float = 0.1
+    gray_prob: float = 0.25
+    log_interval: int = 20
+    amp: bool = True
+    freeze_backbone: bool = False
+    backbone_lr: float = 1.0
 
 
 @dataclass
@@ -149,14 +159,32 @@ def config_from_dict(data: dict, overrides: Iterable[str] = (), name: str = "") 
     return cfg
 
 
+def _merge(base: dict, top: dict) -> dict:
+    merged = dict(base)
+    for key, value in top.items():
+        merged[key] = _merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return merged
+
+
+def read_config_dict(path: Path) -> dict:
+    """The YAML mapping of a config file, on top of the config its `base:` key names, if any."""
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config must be a YAML mapping")
+    base = data.pop("base", None)
+    return _merge(read_config_dict(resolve_config_path(base)), data) if base else data
+
+
 def load_config(name_or_path: str | Path | None = None, overrides: Iterable[str] = ()) -> Config:
     """Load a shipped config by name or a YAML file by path, then apply `a.b=value` overrides."""
     path = resolve_config_path(name_or_path or DEFAULT_CONFIG)
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    return config_from_dict(data, overrides, name=str(path))
+        return config_from_dict(read_config_dict(path), overrides, name=str(path))
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 def resolve_weights_path(cfg: Config) -> Path | None:

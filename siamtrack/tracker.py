@@ -1,8 +1,9 @@
 """SiamFCTracker: the tracking loop (scale pyramid, cosine window, damping). Knows nothing of training."""
 from __future__ import annotations
 
-import math
+import time
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -59,8 +60,12 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def build_net(config: str | Path | Config | None, weights: str | Path | None) -> tuple[Config, SiameseNet]:
-    """The network a config and weights describe; the config defaults to the one stored in the weights."""
+def build_net(config: str | Path | Config | None,
+              weights: str | Path | None) -> tuple[Config, SiameseNet, Path | None]:
+    """The network a config and weights describe, and the weights file used.
+
+    The config defaults to the one stored in the weights; the weights to the ones the config names.
+    """
     ckpt = load_checkpoint(weights) if weights else None
     if isinstance(config, Config):
         cfg = config
@@ -76,7 +81,7 @@ def build_net(config: str | Path | Config | None, weights: str | Path | None) ->
     net = SiameseNet(cfg.model)
     if ckpt is not None:
         load_weights(net, ckpt, weights)
-    return cfg, net
+    return cfg, net, Path(weights) if weights else None
 
 
 class SiamFCTracker(Tracker):
@@ -89,7 +94,7 @@ class SiamFCTracker(Tracker):
     def __init__(self, config: str | Path | Config | None = None, weights: str | Path | None = None,
                  device: str = "auto", name: str = "SiamFC"):
         super().__init__(name=name, is_deterministic=True)
-        self.cfg, net = build_net(config, weights)
+        self.cfg, net, self.weights_path = build_net(config, weights)
         self.device = resolve_device(device)
         self.net = net.to(self.device).eval()
         t = self.cfg.track
@@ -174,3 +179,15 @@ class SiamFCTracker(Tracker):
     def box(self) -> np.ndarray:
         size = self.base_size * self.scale
         return np.concatenate([self.center - size / 2, size])
+
+
+def track_frames(tracker: SiamFCTracker, frames, box) -> Iterator[tuple[int, np.ndarray, np.ndarray, float, float]]:
+    """Init on the first frame, update on the rest: yields (index, frame, box, score, seconds)."""
+    for index, frame in enumerate(frames):
+        start = time.perf_counter()
+        if index == 0:
+            tracker.init(frame, box)
+            result = np.asarray(box, dtype=np.float64)
+        else:
+            result = tracker.update(frame)
+        yield index, frame, result, tracker.score, time.perf_counter() - start

@@ -31,14 +31,14 @@ class SiameseNet(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.embed_x = Embedding(build_backbone(cfg.backbone, cfg.pretrained), cfg.adjust)
-        # pseudo-siamese: the same architecture and initialisation, separate weights
-        self.embed_z = self.embed_x if cfg.shared_weights else copy.deepcopy(self.embed_x)
+        # pseudo-siamese: the same architecture and initialisation, separate weights for z
+        self.embed_z = None if cfg.shared_weights else copy.deepcopy(self.embed_x)
         self.head = XCorr(cfg.out_scale, normalized=cfg.xcorr == "normalized")
         self.exemplar_crop = cfg.exemplar_crop
         self.total_stride = self.embed_x.backbone.total_stride
 
     def embed_exemplar(self, z: torch.Tensor) -> torch.Tensor:
-        f = self.embed_z(z)
+        f = (self.embed_x if self.embed_z is None else self.embed_z)(z)
         n = self.exemplar_crop
         if n and f.shape[-1] > n:
             # a padded backbone sees the context around the exemplar; keep its centre only

@@ -1,0 +1,94 @@
+import numpy as np
+import pytest
+from got10k.utils.metrics import rect_iou
+from PIL import Image
+
+from conftest import OTB_MINI, count_frames, require, write_video
+from siamtrack.cli import main
+from siamtrack.synthetic import make_clip
+
+FAST = ["--config", "siamfc_lite0_fast", "--threads", "2"]
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return make_clip(num_frames=40)
+
+
+@pytest.fixture(scope="module")
+def video(clip, tmp_path_factory):
+    return write_video(tmp_path_factory.mktemp("video") / "clip.mp4", clip.frames)
+
+
+def read_boxes(path):
+    return np.loadtxt(path, delimiter=",", ndmin=2)
+
+
+def test_run_writes_video_and_one_box_line_per_frame(video, clip, tmp_path, capsys):
+    out, boxes = tmp_path / "out.mp4", tmp_path / "boxes.txt"
+    x, y, w, h = clip.boxes[0]
+    assert main(["run", str(video), "--bbox", f"{x},{y},{w},{h}", "--output", str(out),
+                 "--boxes", str(boxes), *FAST]) == 0
+    assert count_frames(out) == len(clip.frames)
+    rows = read_boxes(boxes)
+    assert rows.shape == (len(clip.frames), 6)
+    assert np.array_equal(rows[:, 0], np.arange(len(clip.frames)))
+    assert rect_iou(rows[1:, 1:5], clip.boxes[1:]).mean() > 0.5
+    assert f"tracked {len(clip.frames)} frames at" in capsys.readouterr().out
+
+
+def test_run_reads_a_folder_of_frames(clip, tmp_path):
+    for i, frame in enumerate(clip.frames[:8]):
+        Image.fromarray(frame).save(tmp_path / f"{i:04d}.png")
+    boxes = tmp_path / "boxes.txt"
+    x, y, w, h = clip.boxes[0]
+    assert main(["run", str(tmp_path), "--bbox", f"{x},{y},{w},{h}", "--boxes", str(boxes), *FAST]) == 0
+    assert read_boxes(boxes).shape == (8, 6)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "missing.mp4", "--bbox", "1,2,3,4"], "missing.mp4: no such file or folder"),
+    (["run", "VIDEO", "--bbox", "1,2,3"], "--bbox must be four numbers"),
+    (["run", "VIDEO", "--bbox", "1,2,0,4"], "positive width and height"),
+    (["run", "VIDEO"], "no --bbox given and no display"),
+    (["run", "VIDEO", "--bbox", "1,2,3,4", "--show"], "--show needs a display"),
+    (["run", "VIDEO", "--bbox", "1,2,3,4", "--set", "track.nope=1"], "unknown config key 'track.nope'"),
+    (["run", "VIDEO", "--bbox", "1,2,3,4", "--weights", "nope.pt"], "weights file not found: nope.pt"),
+])
+def test_bad_input_is_a_one_line_error(video, argv, message, capsys, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    argv = [str(video) if a == "VIDEO" else a for a in argv]
+    assert main(argv + FAST) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+
+
+def test_not_a_video_file(tmp_path, capsys):
+    junk = tmp_path / "notes.mp4"
+    junk.write_text("this is not a video")
+    assert main(["run", str(junk), "--bbox", "1,2,3,4", *FAST]) == 2
+    assert "notes.mp4" in capsys.readouterr().err
+
+
+def test_demo_tracks_well_with_the_default_weights(tmp_path, capsys):
+    out = tmp_path / "demo.mp4"
+    assert main(["demo", "--output", str(out), "--threads", "2"]) == 0
+    line = capsys.readouterr().out
+    iou = float(line.split("mean IoU ")[1].split()[0])
+    assert iou >= 0.6, line
+    assert count_frames(out) == 150
+
+
+@pytest.mark.slow
+def test_run_tracks_a_real_sequence_turned_into_an_mp4(tmp_path):
+    seq = require(OTB_MINI) / "Crossing"
+    frames = [np.asarray(Image.open(p).convert("RGB")) for p in sorted((seq / "img").glob("*.jpg"))]
+    truth = np.loadtxt(seq / "groundtruth_rect.txt", delimiter=",") - [1, 1, 0, 0]  # OTB is 1-based
+    video = write_video(tmp_path / "crossing.mp4", frames)
+    boxes = tmp_path / "boxes.txt"
+    x, y, w, h = truth[0]
+    assert main(["run", str(video), "--bbox", f"{x},{y},{w},{h}", "--boxes", str(boxes), "--threads", "2"]) == 0
+    rows = read_boxes(boxes)
+    assert len(rows) == len(frames)
+    assert rect_iou(rows[1:, 1:5], truth[1:]).mean() > 0.5
