@@ -164,6 +164,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from .training import check_run, launch, run_config, train
+    overrides = args.overrides + (["train.freeze_backbone=true"] if args.freeze_backbone else [])
+    cfg = run_config(args.out, args.config, overrides, args.resume)
+    run = (cfg, args.data, args.out, args.resume, args.device, not args.quiet)
+    if args.nproc > 1:
+        check_run(cfg, args.data, args.out, args.resume)  # a user's mistake as one line, not N tracebacks
+        launch(args.nproc, train, *run)
+    else:
+        train(*run)
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one report
+        out = Path(args.out)
+        print(f"trained {cfg.train.epochs} epochs -> {out / 'last.pt'}, {out / 'best.pt'} "
+              f"(lowest validation loss), {out / 'metrics.jsonl'}, {out / 'curves.png'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="siamtrack", description="SiamFC visual object tracking")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -182,6 +199,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--output", default="demo.mp4")
     add_model_args(demo)
     demo.set_defaults(func=cmd_demo)
+
+    train = sub.add_parser("train", help="train a model on sequence folders (GOT-10k, OTB or VOT layout)")
+    train.add_argument("--config", help="shipped config name or YAML path (default: the default model; "
+                                        "a resumed run keeps its own)")
+    train.add_argument("--data", nargs="+", required=True, metavar="DIR", help="dataset folders, any layout")
+    train.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder: checkpoints, metrics, plot")
+    train.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last epoch")
+    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config value, e.g. train.epochs=10 (repeatable)")
+    train.add_argument("--freeze-backbone", action="store_true", help="train only the layers after the backbone")
+    train.add_argument("--nproc", type=int, default=1, help="local processes (DistributedDataParallel)")
+    train.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(func=cmd_train)
     return parser
 
 
