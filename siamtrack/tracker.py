@@ -140,15 +140,27 @@ class SiamFCTracker(Tracker):
     @torch.inference_mode()
     def update(self, image) -> np.ndarray:
         frame = as_rgb(image)
+        features = self.net.embed_search(self.search_crops(frame))
+        return self.step(self.net.head(self.kernel, features))
+
+    # update() in stages, so that a benchmark can time each one
+
+    def search_crops(self, frame: np.ndarray) -> torch.Tensor:
+        """The scale pyramid of search crops around the current centre, as one batch."""
         t = self.cfg.track
-        search_side = self.base_search * self.scale
+        side = self.base_search * self.scale
         for crop, factor in zip(self._search_crops, self.scale_factors):
-            crop_and_resize(frame, *self.center, search_side * factor, t.search_size, self.border, out=crop)
-        responses = self.net.head(self.kernel, self.net.embed_search(self._to_tensor(self._search_crops)))
+            crop_and_resize(frame, *self.center, side * factor, t.search_size, self.border, out=crop)
+        return self._to_tensor(self._search_crops)
+
+    def step(self, responses: torch.Tensor) -> np.ndarray:
+        """Move and rescale the target from the responses of the scale pyramid; the new box."""
+        t = self.cfg.track
         scale_id, loc, score = self._locate_peak(responses)
         displacement = (np.array([loc % self.upscale_size, loc // self.upscale_size])
                         - (self.upscale_size - 1) / 2) * t.total_stride / t.response_up
-        self.center = self.center + displacement * search_side * self.scale_factors[scale_id] / t.search_size
+        search_side = self.base_search * self.scale * self.scale_factors[scale_id]
+        self.center = self.center + displacement * search_side / t.search_size
         self.scale *= (1 - t.scale_lr) + t.scale_lr * self.scale_factors[scale_id]
         self._clamp_state()
         self.score = score
