@@ -1,0 +1,54 @@
+"""OpenCV's classic trackers (CSRT, KCF, MIL) as got10k trackers, to score beside siamtrack on the same frames."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from got10k.trackers import Tracker
+
+from .tracker import as_rgb, check_box
+
+OPENCV_TRACKERS = {
+    "csrt": cv2.TrackerCSRT.create,
+    "kcf": cv2.TrackerKCF.create,
+    "mil": cv2.TrackerMIL.create,
+}
+# MIL draws its training samples at random from an RNG that OpenCV lets no caller seed: runs differ.
+NON_DETERMINISTIC = frozenset({"mil"})
+
+
+def pixel_rect(box: np.ndarray) -> tuple[int, int, int, int]:
+    """The integer x, y, w, h OpenCV takes, covering the pixels of a float box (at least 1x1)."""
+    x0, y0 = np.round(box[:2]).astype(int)
+    x1, y1 = np.round(box[:2] + box[2:]).astype(int)
+    return int(x0), int(y0), max(1, int(x1 - x0)), max(1, int(y1 - y0))
+
+
+def as_bgr(image) -> np.ndarray:
+    return cv2.cvtColor(as_rgb(image), cv2.COLOR_RGB2BGR)
+
+
+class OpenCVTracker(Tracker):
+    """One of OPENCV_TRACKERS behind the got10k init/update API, with 0-based float x, y, w, h boxes.
+
+    OpenCV reports a lost target with ok=False and a meaningless box; the last box is kept then,
+    as a tracker that stays put (the usual benchmark treatment of a tracker with no output).
+    """
+
+    def __init__(self, kind: str):
+        super().__init__(name=kind, is_deterministic=kind not in NON_DETERMINISTIC)
+        self._create = OPENCV_TRACKERS[kind]
+        self._tracker = None
+        self._box = np.zeros(4)
+
+    def init(self, image, box) -> None:
+        frame = as_bgr(image)
+        self._box = check_box(box, frame.shape[1], frame.shape[0])
+        # a fresh instance each time: VOT re-initialises after a failure, and no state may carry over
+        self._tracker = self._create()
+        self._tracker.init(frame, pixel_rect(self._box))
+
+    def update(self, image) -> np.ndarray:
+        ok, rect = self._tracker.update(as_bgr(image))
+        if ok:
+            self._box = np.asarray(rect, dtype=np.float64)
+        return self._box.copy()

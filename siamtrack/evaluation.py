@@ -1,0 +1,242 @@
+"""Benchmark evaluation: run siamtrack and OpenCV baselines through got10k's experiments, sequences in
+parallel and resumable, and score them.
+
+    summary = evaluate("otb", "data/OTB", ["siamtrack", "csrt"], "runs/otb", SiamOptions(weights=...),
+                       workers=2, threads=2)
+
+siamtrack.benchmarks wraps the got10k experiments (file layout, box conventions); this module runs jobs,
+one tracker on one sequence each, and scores the results. For one-pass benchmarks the table gives
+success AUC, precision at 20 px and normalized precision (siamtrack.metrics) averaged over sequences
+(over repetitions first, for a tracker got10k runs more than once), over the frames
+`Benchmark.ground_truth` marks to score; frame 0 counts as the given box, as in got10k's OTB report,
+whose success and precision scores these equal. fps is frames over tracker seconds, pooled over sequences (got10k
+averages per-frame speeds instead, which short frames inflate). got10k's own headline numbers are kept
+beside ours: AO and SR0.5 on GOT-10k val, accuracy and robustness (failures, with re-initialisation)
+on VOT.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import cv2
+import numpy as np
+import torch
+from got10k.trackers import Tracker
+
+from .baselines import OPENCV_TRACKERS, OpenCVTracker
+from .benchmarks import Benchmark, EvaluationError, open_benchmark, quiet
+from .config import load_config
+from .metrics import Curves, mean_curves, sequence_curves
+from .report import Summary, write_summary
+
+TRACKERS = ("siamtrack",) + tuple(OPENCV_TRACKERS)
+
+
+# --- trackers
+
+@dataclass(frozen=True)
+class SiamOptions:
+    """How to build the siamtrack tracker (picklable, so that worker processes build their own)."""
+    config: str | None = None
+    weights: str | None = None
+    overrides: tuple[str, ...] = ()
+    device: str = "cpu"
+
+
+def make_tracker(name: str, options: SiamOptions = SiamOptions()) -> Tracker:
+    if name == "siamtrack":
+        from .tracker import SiamFCTracker
+        config = load_config(options.config, options.overrides) if options.overrides else options.config
+        return SiamFCTracker(config, options.weights, device=options.device, name=name)
+    if name in OPENCV_TRACKERS:
+        return OpenCVTracker(name)
+    raise EvaluationError(f"unknown tracker '{name}' (choose from {', '.join(TRACKERS)})")
+
+
+def check_tracker_names(names: Iterable[str]) -> list[str]:
+    names = list(names)
+    if not names:
+        raise EvaluationError(f"no trackers given (choose from {', '.join(TRACKERS)})")
+    unknown = [n for n in names if n not in TRACKERS]
+    if unknown:
+        raise EvaluationError(f"unknown tracker '{unknown[0]}' (choose from {', '.join(TRACKERS)})")
+    if len(set(names)) != len(names):
+        raise EvaluationError(f"a tracker is named twice in {','.join(names)}")
+    return names
+
+
+# --- running: one job is one tracker on one sequence
+
+@dataclass(frozen=True)
+class Job:
+    tracker: str
+    index: int
+    sequence: str
+
+
+def plan(benchmark: Benchmark, trackers: list[str], resume: bool = False) -> list[Job]:
+    """The jobs still to run, sequence by sequence; without `resume`, earlier results are an error."""
+    started = [t for t in trackers
+               if benchmark.tracker_results(t).exists() or benchmark.marker(t, "").exists()]
+    if started and not resume:
+        raise EvaluationError(f"{benchmark.out_dir} already holds {benchmark.results_name} results of "
+                              f"{', '.join(started)}: pass --resume to finish them, or choose another --out")
+    return [Job(tracker, index, name)
+            for index, name in enumerate(benchmark.seq_names) for tracker in trackers
+            if not benchmark.marker(tracker, name).exists()]
+
+
+_worker: dict = {}  # per process: the benchmark, the options, and each tracker once built
+
+
+def _start_worker(benchmark: Benchmark, options: SiamOptions, threads: int) -> None:
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
+    _worker.update(benchmark=benchmark, options=options, trackers={})
+
+
+def _run_job(job: Job) -> Job:
+    trackers = _worker["trackers"]
+    if job.tracker not in trackers:
+        trackers[job.tracker] = make_tracker(job.tracker, _worker["options"])
+    _worker["benchmark"].run_sequence(trackers[job.tracker], job.tracker, job.index)
+    return job
+
+
+def run_jobs(benchmark: Benchmark, jobs: list[Job], options: SiamOptions = SiamOptions(),
+             workers: int = 1, threads: int = 2) -> Iterator[Job]:
+    """Run the jobs, yielding each as it finishes.
+
+    `threads` is the total CPU budget: each of the `workers` processes gets threads // workers (at
+    least 1) for torch and OpenCV. A tracker's results depend only on its own thread count, so a
+    parallel run equals a serial one given the same threads per process. With one worker the jobs
+    run in this process, under those thread counts until they are done.
+    """
+    if workers < 1 or threads < 1:
+        raise EvaluationError(f"workers and threads must be at least 1, got {workers} and {threads}")
+    per_worker = max(1, threads // workers)
+    if workers == 1 or len(jobs) <= 1:
+        saved = torch.get_num_threads(), cv2.getNumThreads()
+        _start_worker(benchmark, options, per_worker)
+        try:
+            yield from map(_run_job, jobs)
+        finally:  # the caller's thread counts again
+            torch.set_num_threads(saved[0])
+            cv2.setNumThreads(saved[1])
+        return
+    # spawn, not fork: a forked copy of a process that has started torch's thread pools can hang
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(min(workers, len(jobs)), _start_worker, (benchmark, options, per_worker)) as pool:
+        yield from pool.imap_unordered(_run_job, jobs)
+
+
+# --- scoring
+
+def _times(path: str) -> np.ndarray:
+    """Tracker seconds per frame (all repetitions), without got10k's NaN for skipped frames."""
+    if not os.path.isfile(path):
+        return np.zeros(0)
+    times = np.loadtxt(path, delimiter=",", ndmin=1).ravel()
+    return times[np.isfinite(times) & (times > 0)]
+
+
+def _fps(times: np.ndarray) -> float:
+    return float(len(times) / times.sum()) if len(times) else float("nan")
+
+
+def _ope_curves(benchmark: Benchmark, index: int, records: list[str]) -> Curves:
+    truth, valid = benchmark.ground_truth(index)
+    runs = [np.loadtxt(path, delimiter=",", ndmin=2) for path in records]
+    for boxes in runs:
+        boxes[0] = truth[0]  # frame 0 is given, not tracked: it scores as given, as got10k scores it
+    return mean_curves([sequence_curves(boxes[valid], truth[valid]) for boxes in runs])
+
+
+def _curve_scores(curves: Curves) -> dict[str, float]:
+    return {"success_auc": curves.success_auc, "precision": curves.precision_score,
+            "norm_precision": curves.norm_precision_score}
+
+
+def _vot_failures(records: list[str]) -> float:
+    """Failures per run: got10k's VOT record files mark each failure frame with a line '2'."""
+    return float(np.mean([Path(path).read_text().split().count("2") for path in records]))
+
+
+def _columns(benchmark: Benchmark) -> tuple[list[str], list[str]]:
+    """Columns of the overall and the per-sequence table."""
+    if benchmark.is_vot():
+        return ["accuracy", "robustness", "fps"], ["failures", "fps"]
+    if not benchmark.has_ground_truth():
+        return ["fps"], ["fps"]
+    ope = ["success_auc", "precision", "norm_precision"] + (["ao", "sr50"] if benchmark.is_got10k() else [])
+    return ope + ["fps"], ope + ["fps"]
+
+
+def _score_tracker(benchmark: Benchmark, tracker: str, summary: Summary) -> None:
+    all_times, all_curves = [], []
+    for index, name in enumerate(benchmark.seq_names):
+        records, time_file = benchmark.result_files(tracker, name)
+        times = _times(time_file)
+        all_times.append(times)
+        scores = summary.sequences[name][tracker]
+        scores["fps"] = _fps(times)
+        if benchmark.is_vot():
+            scores["failures"] = _vot_failures(records)
+        elif benchmark.has_ground_truth():
+            all_curves.append(_ope_curves(benchmark, index, records))
+            scores.update(_curve_scores(all_curves[-1]))
+    summary.overall[tracker]["fps"] = _fps(np.concatenate(all_times))
+    if all_curves:
+        summary.curves[tracker] = mean_curves(all_curves)
+        summary.overall[tracker].update(_curve_scores(summary.curves[tracker]))
+
+
+def _add_got10k_scores(benchmark: Benchmark, tracker: str, summary: Summary) -> None:
+    """got10k's own headline numbers: accuracy and robustness on VOT, AO and SR0.5 on GOT-10k val."""
+    report = summary.report
+    if benchmark.is_vot():
+        summary.overall[tracker].update(accuracy=report[tracker]["accuracy"],
+                                        robustness=report[tracker]["robustness"])
+    elif benchmark.is_got10k() and benchmark.has_ground_truth():
+        summary.overall[tracker].update(ao=report[tracker]["overall"]["ao"], sr50=report[tracker]["overall"]["sr"])
+        for name, scores in report[tracker]["seq_wise"].items():
+            summary.sequences[name][tracker].update(ao=scores["ao"], sr50=scores["sr"])
+
+
+def summarize(benchmark: Benchmark, trackers: list[str]) -> Summary:
+    """Score finished results: got10k's report (its files kept in its report folder), then ours."""
+    with quiet():
+        report = benchmark.experiment.report(list(trackers))
+    columns, sequence_columns = _columns(benchmark)
+    summary = Summary(benchmark.results_name, list(trackers), columns, sequence_columns,
+                      overall={t: {} for t in trackers},
+                      sequences={s: {t: {} for t in trackers} for s in benchmark.seq_names}, report=report)
+    for tracker in trackers:
+        _score_tracker(benchmark, tracker, summary)
+        _add_got10k_scores(benchmark, tracker, summary)
+    return summary
+
+
+# --- all of it
+
+def evaluate(dataset: str, root: str | Path, trackers: Iterable[str], out_dir: str | Path,
+             options: SiamOptions = SiamOptions(), workers: int = 1, threads: int = 2, resume: bool = False,
+             progress: Callable[[Iterator[Job], int], Iterable[Job]] = lambda jobs, total: jobs) -> Summary:
+    """Run `trackers` over a benchmark folder, score them and write the summary files under `out_dir`.
+
+    `progress(jobs, total)` may wrap the stream of finished jobs, e.g. in a progress bar.
+    """
+    trackers = check_tracker_names(trackers)
+    benchmark = open_benchmark(dataset, root, out_dir)
+    for name in trackers:  # build each once here, so that a bad config or weights fails before any work
+        make_tracker(name, options)
+    jobs = plan(benchmark, trackers, resume)
+    for _ in progress(run_jobs(benchmark, jobs, options, workers, threads), len(jobs)):
+        pass
+    summary = summarize(benchmark, trackers)
+    write_summary(summary, out_dir)
+    return summary
