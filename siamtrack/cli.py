@@ -181,6 +181,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_vot(args: argparse.Namespace) -> int:
+    from .vot import serve
+    serve(make_tracker(args))  # stdout carries the protocol: print nothing here
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="siamtrack", description="SiamFC visual object tracking")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -199,6 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--output", default="demo.mp4")
     add_model_args(demo)
     demo.set_defaults(func=cmd_demo)
+
+    vot = sub.add_parser("vot", help="serve the VOT toolkit over the TraX protocol (started by the toolkit)")
+    add_model_args(vot)
+    vot.set_defaults(func=cmd_vot)
 
     train = sub.add_parser("train", help="train a model on sequence folders (GOT-10k, OTB or VOT layout)")
     train.add_argument("--config", help="shipped config name or YAML path (default: the default model; "

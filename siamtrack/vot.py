@@ -1,0 +1,55 @@
+"""The VOT toolkit's TraX protocol: siamtrack as a tracker the official vot-toolkit can run.
+
+The toolkit starts the tracker process and sends it image paths and regions over TraX (stdin/stdout
+or a socket it names in the environment); the tracker answers one rectangle per frame, with its
+confidence. Requires the `vot` extra (PyPI `vot-trax`).
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .errors import SiamtrackError
+from .tracker import SiamFCTracker
+
+
+def region_to_box(region) -> tuple[float, float, float, float]:
+    """A TraX rectangle as is, a polygon as its axis-aligned bounding box."""
+    if hasattr(region, "bounds"):
+        return region.bounds()
+    points = np.array([region.get(i) for i in range(region.size())])
+    (x0, y0), (x1, y1) = points.min(axis=0), points.max(axis=0)
+    return float(x0), float(y0), float(x1 - x0), float(y1 - y0)
+
+
+def read_rgb(path: str) -> np.ndarray:
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None:
+        raise SiamtrackError(f"{path}: not a readable image")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def serve(tracker: SiamFCTracker | None = None) -> None:
+    """Answer TraX requests until the client quits."""
+    try:
+        from trax import Image, Region, TraxStatus
+        from trax.server import Server
+    except ImportError:
+        raise SiamtrackError("the VOT protocol needs the vot extra: pip install 'siamtrack[vot]'") from None
+    from trax.region import Rectangle
+    tracker = tracker or SiamFCTracker()
+    with Server([Region.RECTANGLE, Region.POLYGON], [Image.PATH], tracker_name="siamtrack",
+                tracker_family="SiamFC") as server:
+        while True:
+            request = server.wait()
+            if request.type == TraxStatus.QUIT:
+                return
+            frame = read_rgb(request.image["color"].path())
+            if request.type == TraxStatus.INITIALIZE:
+                box = region_to_box(request.objects[0][0])
+                tracker.init(frame, box)
+                confidence = 1.0
+            else:
+                box = tracker.update(frame)
+                confidence = tracker.score
+            server.status([(Rectangle.create(*(float(v) for v in box)), {"confidence": float(confidence)})])
