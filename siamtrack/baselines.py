@@ -1,4 +1,4 @@
-"""OpenCV's classic trackers (CSRT, KCF, MIL) as got10k trackers, to score beside siamtrack on the same frames."""
+"""OpenCV's classic trackers (CSRT, KCF, MIL) as got10k trackers: baselines on the same frames as siamtrack."""
 from __future__ import annotations
 
 import cv2

@@ -112,7 +112,7 @@ class ExperimentVOTNumpy2(ExperimentVOT):
 
 def _otb_experiment(root: Path, dirs: dict) -> ExperimentOTB:
     if detect_layout(root) != "otb":
-        raise EvaluationError(f"{root}: not an OTB-layout folder (NAME/img/*.jpg and NAME/groundtruth_rect.txt)")
+        raise EvaluationError(f"{root}: not an OTB-layout folder (NAME/img/*.jpg, NAME/groundtruth_rect.txt)")
     return FolderExperiment(FolderDataset(load_sequences(root)), "OTB", **dirs)
 
 
@@ -149,7 +149,8 @@ _EXPERIMENTS = {
     "uav123": lambda root, dirs: ExperimentUAV123(str(root), **dirs),
     "dtb70": lambda root, dirs: ExperimentDTB70(str(root), **dirs),
     # got10k's TColor128 downloads unless the folder holds over 100 entries
-    "tcolor128": lambda root, dirs: FolderExperiment(TColor128(str(root), download=False), "TColor128", **dirs),
+    "tcolor128": lambda root, dirs: FolderExperiment(TColor128(str(root), download=False), "TColor128",
+                                                     **dirs),
     "nfs": lambda root, dirs: ExperimentNfS(str(root), fps=NFS_FPS, **dirs),
 }
 
@@ -225,7 +226,7 @@ class Benchmark:
         return not (self.is_got10k() and self.experiment.subset == "test")
 
     def run_sequence(self, tracker: Tracker, name: str, index: int) -> None:
-        """got10k's own run loop over sequence `index` with `tracker` (results under `name`); then mark it done."""
+        """got10k's own run loop over sequence `index` with `tracker`, results under `name`; then a marker."""
         view = copy.copy(self.experiment)
         view.dataset = OneSequence(self.experiment.dataset, index)
         with quiet():

@@ -187,6 +187,19 @@ def cmd_vot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluation import SiamOptions, evaluate
+    from .report import overall_table
+    trackers = [name.strip() for name in args.trackers.split(",") if name.strip()]
+    options = SiamOptions(args.config, args.weights, tuple(args.overrides), args.device)
+    summary = evaluate(args.dataset, args.root, trackers, args.out or f"eval_{args.dataset}", options,
+                       workers=args.workers, threads=args.threads, resume=args.resume,
+                       progress=lambda jobs, total: tqdm(jobs, total=total, unit="seq", disable=args.quiet))
+    print(f"{summary.benchmark}, {len(summary.sequences)} sequences:\n{overall_table(summary)}")
+    print("wrote " + ", ".join(str(path) for path in summary.files))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="siamtrack", description="SiamFC visual object tracking")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -223,6 +236,25 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default="auto", help="auto, cpu or cuda")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
+
+    from .benchmarks import DATASETS
+    from .evaluation import TRACKERS
+    evaluate = sub.add_parser("eval", help="score trackers on a benchmark folder (got10k toolkit)")
+    evaluate.add_argument("--dataset", required=True, choices=DATASETS)
+    evaluate.add_argument("--root", required=True, metavar="DIR", help="the benchmark's folder")
+    evaluate.add_argument("--trackers", default="siamtrack",
+                          help=f"comma-separated, from {','.join(TRACKERS)} (default: siamtrack)")
+    evaluate.add_argument("--out", metavar="DIR", help="results, reports, summary.md, plots (default: eval_DATASET)")
+    evaluate.add_argument("--resume", action="store_true", help="keep finished sequences in --out, run the rest")
+    evaluate.add_argument("--workers", type=int, default=1, help="processes running sequences in parallel")
+    evaluate.add_argument("--threads", type=int, default=2, help="CPU threads in all, shared by the workers")
+    evaluate.add_argument("--config", help="siamtrack: shipped config name or YAML path")
+    evaluate.add_argument("--weights", help="siamtrack: checkpoint path (default: the weights the config names)")
+    evaluate.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                          help="siamtrack: override a config value (repeatable)")
+    evaluate.add_argument("--device", default="auto", help="siamtrack: auto, cpu or cuda")
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
+    evaluate.set_defaults(func=cmd_eval)
     return parser
 
 

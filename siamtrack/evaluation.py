@@ -5,14 +5,15 @@ parallel and resumable, and score them.
                        workers=2, threads=2)
 
 siamtrack.benchmarks wraps the got10k experiments (file layout, box conventions); this module runs jobs,
-one tracker on one sequence each, and scores the results. For one-pass benchmarks the table gives
-success AUC, precision at 20 px and normalized precision (siamtrack.metrics) averaged over sequences
-(over repetitions first, for a tracker got10k runs more than once), over the frames
-`Benchmark.ground_truth` marks to score; frame 0 counts as the given box, as in got10k's OTB report,
-whose success and precision scores these equal. fps is frames over tracker seconds, pooled over sequences (got10k
-averages per-frame speeds instead, which short frames inflate). got10k's own headline numbers are kept
-beside ours: AO and SR0.5 on GOT-10k val, accuracy and robustness (failures, with re-initialisation)
-on VOT.
+one tracker on one sequence each, and scores the results.
+
+For one-pass benchmarks the table gives success AUC, precision at 20 px and normalized precision
+(siamtrack.metrics), averaged over sequences (over repetitions first, for a tracker got10k runs more
+than once) and computed over the frames `Benchmark.ground_truth` marks to score. Frame 0 counts as the
+given box, as in got10k's OTB report, whose success and precision scores these equal. fps is frames
+over tracker seconds, pooled over sequences (got10k averages per-frame speeds instead, which a few
+fast frames inflate). got10k's own headline numbers are kept beside ours: AO and SR0.5 on GOT-10k val,
+accuracy and robustness (failures, with re-initialisation) on VOT.
 """
 from __future__ import annotations
 
@@ -202,7 +203,8 @@ def _add_got10k_scores(benchmark: Benchmark, tracker: str, summary: Summary) -> 
         summary.overall[tracker].update(accuracy=report[tracker]["accuracy"],
                                         robustness=report[tracker]["robustness"])
     elif benchmark.is_got10k() and benchmark.has_ground_truth():
-        summary.overall[tracker].update(ao=report[tracker]["overall"]["ao"], sr50=report[tracker]["overall"]["sr"])
+        overall = report[tracker]["overall"]
+        summary.overall[tracker].update(ao=overall["ao"], sr50=overall["sr"])
         for name, scores in report[tracker]["seq_wise"].items():
             summary.sequences[name][tracker].update(ao=scores["ao"], sr50=scores["sr"])
 

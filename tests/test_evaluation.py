@@ -2,6 +2,8 @@
 folder, box conventions, OpenCV baselines, parallel == serial, resume, and a short real run."""
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -35,7 +37,8 @@ def write_otb(root: Path) -> Path:
         (root / name / "img").mkdir(parents=True)
         for i, frame in enumerate(clip.frames[:FRAMES], start=1):
             cv2.imwrite(str(root / name / "img" / f"{i:04d}.jpg"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-        np.savetxt(root / name / "groundtruth_rect.txt", clip.boxes[:FRAMES] + [1, 1, 0, 0], fmt="%g", delimiter=",")
+        np.savetxt(root / name / "groundtruth_rect.txt", clip.boxes[:FRAMES] + [1, 1, 0, 0],
+                   fmt="%g", delimiter=",")
     return root
 
 
@@ -310,3 +313,29 @@ def test_real_run_on_two_short_otb_mini_sequences(tmp_path):
     assert (tmp_path / "out" / "precision.png").stat().st_size > 0
     report = json.loads((tmp_path / "out" / "reports" / "OTB" / "siamtrack" / "performance.json").read_text())
     assert set(report) == set(trackers)
+
+
+# --- command line and tools
+
+def test_cli_eval_prints_the_table_and_resumes_only_when_asked(otb, tmp_path, capsys):
+    from siamtrack.cli import main
+    args = ["eval", "--dataset", "otb", "--root", str(otb), "--trackers", "kcf,csrt",
+            "--out", str(tmp_path / "out"), "--quiet"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "| kcf |" in printed and "| csrt |" in printed and "summary.md" in printed
+    assert main(args) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert main(args + ["--resume"]) == 0
+
+
+@pytest.mark.parametrize("dataset", ["otb", "got10k", "vot"])
+def test_tools_scripts_run_the_same_evaluation(otb, tmp_path, dataset):
+    roots = {"otb": lambda: otb, "got10k": lambda: write_got10k_val(otb, tmp_path / "got10k"),
+             "vot": lambda: write_vot(tmp_path / "vot", frames=FRAMES)}
+    script = Path(__file__).resolve().parents[1] / "tools" / f"eval_{dataset}.py"
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, str(script), "--root", str(roots[dataset]()), "--trackers", "kcf",
+                           "--out", str(out), "--quiet"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "| kcf |" in done.stdout and (out / "summary.md").is_file()
