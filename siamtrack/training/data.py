@@ -1,0 +1,32 @@
+"""PairDataset: item k of an epoch is a pair drawn and augmented with a generator seeded by (key, k).
+
+Nothing depends on worker processes, ranks or the order items are read in, so an epoch is the
+same in one process or many, and a resumed run sees exactly the pairs it would have seen.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..datasets import Sequence
+from .pairs import pair_sources, sample_pair
+from .transforms import PairTransform, read_rgb
+
+
+class PairDataset(Dataset):
+    def __init__(self, seqs: list[Sequence], length: int, max_gap: int, transform: PairTransform,
+                 key: tuple[int, ...]):
+        self.sources = pair_sources(seqs, max_gap)
+        self.length = length
+        self.max_gap = max_gap
+        self.transform = transform
+        self.key = key  # the trainer sets (seed, stream, epoch) before each epoch
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([*self.key, index])
+        seq, i, j = sample_pair(self.sources, self.max_gap, rng)
+        return self.transform(read_rgb(seq.frames[i]), seq.boxes[i], read_rgb(seq.frames[j]), seq.boxes[j], rng)

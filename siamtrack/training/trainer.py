@@ -1,0 +1,237 @@
+"""The training loop: SGD with an exponential lr over the epochs, per-epoch validation and checkpoints.
+
+A run folder holds last.pt (every epoch, everything needed to resume), best.pt (lowest validation
+loss), metrics.jsonl and curves.png. Both checkpoints load straight into SiamFCTracker(weights=...).
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from torch.utils.data.distributed import DistributedSampler
+from tqdm import tqdm
+
+from ..checkpoint import load_checkpoint, save_atomic
+from ..config import Config, config_from_dict, load_config
+from ..datasets import Sequence, load_many
+from ..errors import ConfigError
+from ..models import SiameseNet
+from ..tracker import resolve_device
+from .data import PairDataset
+from .distributed import DistEnv
+from .losses import PairLoss
+from .metrics import MetricsLog, plot_curves
+from .optim import build_optimizer, freeze_backbones
+from .pairs import pair_sources, split_validation
+from .transforms import PairTransform
+
+TRAIN_STREAM, VAL_STREAM = 0, 1  # keep training and validation pairs from different generators
+LAST, BEST, METRICS, CURVES = "last.pt", "best.pt", "metrics.jsonl", "curves.png"
+
+
+class EmbedPair(nn.Module):
+    """Both embeddings in one forward, so DistributedDataParallel sees every weight used."""
+
+    def __init__(self, net: SiameseNet):
+        super().__init__()
+        self.net = net
+
+    def forward(self, z: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.net.embed_exemplar(z), self.net.embed_search(x)
+
+
+def split_sequences(data: list[Path], val_fraction: float, seed: int) -> tuple[list[Sequence], list[Sequence]]:
+    """(train, validation) sequences of every root in `data`."""
+    return split_validation(load_many(data), val_fraction, seed)
+
+
+def open_run(out: Path, resume: bool, main: bool) -> dict | None:
+    """The checkpoint to resume from, or None for a new run in a folder that holds none yet."""
+    last = out / LAST
+    if resume:
+        return load_checkpoint(last)
+    if last.exists():
+        raise ConfigError(f"{out} already holds a run ({LAST}); resume it or choose another output folder")
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+    return None
+
+
+def run_config(out: str | Path, config: str | Path | None, overrides: list[str], resume: bool) -> Config:
+    """A new run's config: the named one. A resumed run's: the one stored in its checkpoint, whatever
+    `config` says, so repeating the original command with resume continues the same run.
+
+    `overrides` apply on top either way. The lr schedule is fixed when a run starts: more epochs
+    on resume keep decaying the lr past train.lr_end.
+    """
+    if not resume:
+        return load_config(config, overrides)
+    last = Path(out) / LAST
+    return config_from_dict(load_checkpoint(last)["config"], overrides, name=str(last))
+
+
+def check_run(cfg: Config, data: list[str | Path], out: str | Path, resume: bool) -> None:
+    """Raise the errors a run would meet at its start, before processes are launched for it."""
+    open_run(Path(out), resume, main=False)
+    train_seqs, _ = split_sequences([Path(d) for d in data], cfg.train.val_fraction, cfg.train.seed)
+    pair_sources(train_seqs, cfg.train.max_gap)
+
+
+class Trainer:
+    def __init__(self, cfg: Config, data: list[Path], out: Path, resume: bool, device: torch.device,
+                 env: DistEnv, progress: bool):
+        self.cfg, self.t, self.out, self.env, self.device = cfg, cfg.train, Path(out), env, device
+        self.progress = progress and env.main
+        ckpt = open_run(self.out, resume, env.main)
+        train_seqs, val_seqs = split_sequences(data, self.t.val_fraction, self.t.seed)
+        transform = PairTransform(cfg.track, self.t)
+        self.train_set = PairDataset(train_seqs, self.t.pairs_per_epoch, self.t.max_gap, transform, ())
+        self.val_set = (PairDataset(val_seqs, self.t.val_pairs, self.t.max_gap, transform, (self.t.seed, VAL_STREAM))
+                        if val_seqs else None)
+        torch.manual_seed(self.t.seed)  # the same initial weights on every rank and every run
+        # resuming, the checkpoint supplies every weight: no need to fetch ImageNet ones first
+        self.net = SiameseNet(replace(cfg.model, pretrained=False) if ckpt else cfg.model)
+        self.frozen = freeze_backbones(self.net) if self.t.freeze_backbone else []
+        self.net.to(device)
+        self.optimizer, self.scheduler = build_optimizer(self.net, self.t)
+        self.amp = self.t.amp and device.type == "cuda"
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp)
+        self.loss = PairLoss(self.t, cfg.track.total_stride, self.net.head)
+        pair = EmbedPair(self.net)
+        self.model = pair if env.world == 1 else DistributedDataParallel(
+            pair, device_ids=[device.index] if device.type == "cuda" else None)
+        self.epoch, self.step, self.best_val = 0, 0, float("inf")
+        self.log = MetricsLog(self.out / METRICS, env.main)
+        if ckpt is not None:
+            self._restore(ckpt)
+        else:
+            self.log.write("start", train_sequences=[s.name for s in train_seqs],
+                           val_sequences=[s.name for s in val_seqs], world=env.world)
+
+    def _restore(self, ckpt: dict) -> None:
+        self.net.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        self.epoch, self.step, self.best_val = ckpt["epoch"], ckpt["step"], ckpt["best_val"]
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        if self.device.type == "cuda" and ckpt["rng"]["cuda"]:
+            torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
+        self.log.write("resume", epoch=self.epoch, step=self.step)
+
+    def run(self) -> SiameseNet:
+        while self.epoch < self.t.epochs:
+            lr = self.optimizer.param_groups[0]["lr"]
+            started = time.perf_counter()
+            train_loss = self._train_epoch()
+            train_seconds = time.perf_counter() - started
+            val_loss = self._validate()
+            self.scheduler.step()
+            self.epoch += 1
+            self._save(val_loss)  # before the log row: a logged epoch is always a saved one
+            self.log.write("epoch", epoch=self.epoch, step=self.step, lr=lr, train_loss=train_loss,
+                           val_loss=val_loss, seconds=round(time.perf_counter() - started, 2),
+                           pairs_per_s=round(self.t.pairs_per_epoch / train_seconds, 2))
+        if self.env.main:
+            plot_curves(self.out / METRICS, self.out / CURVES)
+        return self.net
+
+    def _loader(self, dataset: PairDataset) -> DataLoader:
+        sampler = DistributedSampler(dataset, self.env.world, self.env.rank, shuffle=False) if self.env.world > 1 else None
+        return DataLoader(dataset, self.t.batch_size, sampler=sampler, num_workers=self.t.num_workers,
+                          pin_memory=self.device.type == "cuda")
+
+    def _set_train_mode(self) -> None:
+        self.net.train()
+        for module in self.frozen:  # frozen batch norm keeps its pretrained statistics
+            module.eval()
+
+    def _forward_loss(self, batch) -> torch.Tensor:
+        z, x, offsets = (b.to(self.device, non_blocking=True) for b in batch)
+        with torch.autocast(self.device.type, enabled=self.amp):
+            fz, fx = self.model(z.float(), x.float())
+        return self.loss(fz, fx, offsets)
+
+    def _train_epoch(self) -> float:
+        self._set_train_mode()
+        self.train_set.key = (self.t.seed, TRAIN_STREAM, self.epoch)
+        bar = tqdm(self._loader(self.train_set), desc=f"epoch {self.epoch + 1}/{self.t.epochs}",
+                   unit="batch", disable=not self.progress)
+        epoch_sum = torch.zeros(2, device=self.device)  # loss x pairs, pairs
+        interval_sum = torch.zeros(2, device=self.device)
+        interval_start = time.perf_counter()
+        for batch in bar:
+            loss = self._forward_loss(batch)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.step += 1
+            pairs = len(batch[0])
+            stats = torch.stack([loss.detach() * pairs, torch.tensor(float(pairs), device=self.device)])
+            epoch_sum += stats
+            interval_sum += stats
+            if self.step % self.t.log_interval == 0:
+                interval_sum = self._log_interval(interval_sum, interval_start, bar)
+                interval_start = time.perf_counter()
+        total = self.env.sum(epoch_sum)
+        return (total[0] / total[1]).item()
+
+    def _log_interval(self, interval_sum: torch.Tensor, started: float, bar: tqdm) -> torch.Tensor:
+        loss_sum, pairs = self.env.sum(interval_sum).tolist()
+        rate = pairs / (time.perf_counter() - started)
+        self.log.write("step", epoch=self.epoch, step=self.step, loss=loss_sum / pairs,
+                       lr=self.optimizer.param_groups[0]["lr"], pairs_per_s=round(rate, 2))
+        bar.set_postfix(loss=f"{loss_sum / pairs:.4f}", pairs_s=f"{rate:.1f}")
+        return torch.zeros_like(interval_sum)
+
+    @torch.no_grad()
+    def _validate(self) -> float | None:
+        if self.val_set is None:
+            return None
+        self.net.eval()
+        total = torch.zeros(2, device=self.device)
+        for batch in self._loader(self.val_set):
+            total += torch.stack([self._forward_loss(batch) * len(batch[0]),
+                                  torch.tensor(float(len(batch[0])), device=self.device)])
+        total = self.env.sum(total)
+        return (total[0] / total[1]).item()
+
+    def _save(self, val_loss: float | None) -> None:
+        if not self.env.main:
+            return
+        improved = val_loss is None or val_loss < self.best_val
+        if improved and val_loss is not None:
+            self.best_val = val_loss
+        state = {"model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+                 "epoch": self.epoch, "step": self.step, "best_val": self.best_val,
+                 "config": self.cfg.to_dict(),
+                 "rng": {"torch": torch.get_rng_state(),
+                         "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else []}}
+        save_atomic(state, self.out / LAST)
+        if improved:
+            save_atomic(state, self.out / BEST)
+
+
+def train(cfg: Config, data: list[str | Path], out: str | Path, resume: bool = False, device: str = "auto",
+          progress: bool = True) -> SiameseNet:
+    """Train (or resume) a run in `out` on the sequences under the `data` roots; returns the network.
+
+    Under torchrun (or `launch`) every process calls this; they train one model with
+    DistributedDataParallel, each on its share of every epoch's pairs.
+    """
+    dev = resolve_device(device)
+    if dev.type == "cuda" and dev.index is None:  # one GPU per local process
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    env = DistEnv.from_env(dev)
+    try:
+        return Trainer(cfg, [Path(d) for d in data], Path(out), resume, dev, env, progress).run()
+    finally:
+        env.close()

@@ -1,0 +1,63 @@
+"""SiamFC training crops of one pair, with augmentation, on uint8 with OpenCV; tensors made once at the end.
+
+The exemplar is the tracker's exemplar crop. The search crop is centred on the target, its side
+stretched by a random factor and its centre shifted by a random offset, so the target sits off
+centre by a known amount: the loss puts its positive labels there.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ..config import TrackConfig, TrainConfig
+from ..crops import context_size, crop_and_resize
+from ..errors import SourceError
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise SourceError(f"{path}: cannot read the image")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def to_tensor(crop: np.ndarray) -> torch.Tensor:
+    """HxWx3 uint8 -> 3xHxW uint8 tensor; the float conversion happens on the training device."""
+    return torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))
+
+
+@dataclass
+class PairTransform:
+    track: TrackConfig
+    train: TrainConfig
+
+    def __call__(self, frame_z: np.ndarray, box_z: np.ndarray, frame_x: np.ndarray, box_x: np.ndarray,
+                 rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(exemplar 3xExE, search 3xSxS, target offset from the search-crop centre in its pixels, x y)."""
+        t = self.track
+        z = self._crop(frame_z, box_z, 1.0, np.zeros(2), t.exemplar_size)
+        stretch = rng.uniform(1 - self.train.stretch, 1 + self.train.stretch)
+        shift = rng.uniform(-self.train.translate, self.train.translate, size=2)
+        x = self._crop(frame_x, box_x, stretch * t.search_size / t.exemplar_size, shift, t.search_size)
+        z, x = self._colour(z, x, rng)
+        return to_tensor(z), to_tensor(x), torch.from_numpy(-shift).float()
+
+    def _crop(self, frame: np.ndarray, box: np.ndarray, scale: float, shift: np.ndarray, out_size: int) -> np.ndarray:
+        """Context crop around `box`, its side x `scale`, its centre moved by `shift` output pixels."""
+        x, y, w, h = box
+        side = context_size(w, h, self.track.context) * scale
+        cx, cy = np.array([x + w / 2, y + h / 2]) + shift * side / out_size
+        border = cv2.mean(frame)[:3]
+        return crop_and_resize(frame, cx, cy, side, out_size, border)
+
+    def _colour(self, z: np.ndarray, x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Independent per-channel gains on each crop; sometimes both crops grey."""
+        jitter = self.train.color_jitter
+        z, x = (cv2.transform(c, np.diag(rng.uniform(1 - jitter, 1 + jitter, size=3))) for c in (z, x))
+        if rng.random() < self.train.gray_prob:
+            z, x = (cv2.cvtColor(cv2.cvtColor(c, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB) for c in (z, x))
+        return z, x
