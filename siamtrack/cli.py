@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -16,6 +17,9 @@ from .errors import BoxError, SiamtrackError, SourceError
 from .sources import open_source
 from .synthetic import make_clip
 from .tracker import SiamFCTracker, check_box, track_frames
+
+
+WINDOW = "siamtrack"
 
 
 def has_display() -> bool:
@@ -84,54 +88,126 @@ class VideoOutput:
         self.writer.release()
 
 
+class RunOutputs:
+    """The annotated video and the boxes file of a run, each valid up to the last frame written."""
+
+    def __init__(self, video: str | None, boxes: str | None, fps: float):
+        self.video_path, self.fps = video, fps
+        self.video: VideoOutput | None = None
+        self.boxes = open(boxes, "w") if boxes else None
+
+    def write(self, index: int, box: np.ndarray, score: float, shown_bgr: np.ndarray | None) -> None:
+        if self.boxes:
+            x, y, w, h = box
+            self.boxes.write(f"{index},{x:.2f},{y:.2f},{w:.2f},{h:.2f},{score:.4f}\n")
+            self.boxes.flush()
+        if self.video_path and shown_bgr is not None:
+            self.video = self.video or VideoOutput(Path(self.video_path), self.fps, shown_bgr)
+            self.video.write(shown_bgr)
+
+    def close(self) -> None:
+        if self.video:
+            self.video.close()
+        if self.boxes:
+            self.boxes.close()
+
+
+def annotate(frame_rgb: np.ndarray, box, score: float, lost: bool, fps: float) -> np.ndarray:
+    bgr = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR)
+    draw_box(bgr, box, RED if lost else GREEN)
+    draw_caption(bgr, f"{fps:.1f} fps  score {score:.2f}" + ("  TARGET LOST" if lost else ""))
+    return bgr
+
+
+KEYS_QUIT = (ord("q"), 27)
+KEYS_RESELECT = (ord("r"), ord(" "))
+KEY_PAUSE = ord("p")
+
+
+def read_key() -> int:
+    """The key pressed in the window, if any; p pauses until p again (or another command key)."""
+    key = cv2.waitKey(1) & 0xFF
+    if key != KEY_PAUSE:
+        return key
+    while True:
+        key = cv2.waitKey(0) & 0xFF
+        if key in (KEY_PAUSE, *KEYS_QUIT, *KEYS_RESELECT):
+            return -1 if key == KEY_PAUSE else key
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    live = args.source.isdigit() or "://" in args.source
     if args.show and not has_display():
         raise SourceError("--show needs a display, and none is set (DISPLAY is empty)")
+    if live and not (args.output or args.boxes):
+        if not has_display():
+            raise SourceError(f"{args.source}: live tracking needs a display for its window, "
+                              "or --output/--boxes to run headless")
+        args.show = True
     box = parse_bbox(args.bbox) if args.bbox else None
-    source = open_source(args.source)
-    frames = iter(source)
-    first = next(frames, None)
-    if first is None:
-        raise SourceError(f"{args.source}: no frames could be read")
-    box = check_box(box or select_box(first), first.shape[1], first.shape[0])
-    tracker = make_tracker(args)
-    video = boxes_file = None
-    count, busy = 0, 0.0
-    progress = tqdm(total=source.frame_count, unit="frame", disable=source.is_live or args.quiet)
+    tracker = make_tracker(args)  # before the source opens: a live stream will not wait for it
+    source = open_source(args.source, timeout=args.timeout)
     try:
-        if args.boxes:
-            boxes_file = open(args.boxes, "w")
-        all_frames = _chain(first, frames)
-        for index, frame, result, score, seconds in track_frames(tracker, all_frames, box):
-            count, busy = count + 1, busy + seconds
-            if boxes_file:
-                boxes_file.write(f"{index},{result[0]:.2f},{result[1]:.2f},{result[2]:.2f},{result[3]:.2f},{score:.4f}\n")
-                boxes_file.flush()
-            if args.output or args.show:
-                bgr = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
-                draw_box(bgr, result, GREEN, f"{score:.2f}" if index else "init")
-                if args.output:
-                    video = video or VideoOutput(Path(args.output), source.fps, bgr)
-                    video.write(bgr)
-                if args.show:
-                    cv2.imshow("siamtrack", bgr)
-                    if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
-                        break
+        frames = iter(source)
+        first = next(frames, None)
+        if first is None:
+            raise SourceError(f"{args.source}: no frames could be read")
+        box = check_box(box or select_box(first), first.shape[1], first.shape[0])
+        return track_source(args, source, tracker, _chain(first, frames), box)
+    finally:
+        source.close()
+
+
+def track_source(args: argparse.Namespace, source, tracker: SiamFCTracker, frames, box) -> int:
+    outputs = RunOutputs(args.output, args.boxes, source.fps)
+    progress = tqdm(total=source.frame_count, unit="frame", disable=source.is_live or args.quiet)
+    count, busy, latencies = 0, 0.0, []
+    if args.show:
+        cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)  # no toolbar
+    try:
+        for index, frame in enumerate(frames):
+            start = time.perf_counter()
+            if index == 0:
+                tracker.init(frame, box)
+            else:
+                box = tracker.update(frame)
+            count, busy = count + 1, busy + time.perf_counter() - start
+            lost = index > 0 and tracker.lost
+            shown = annotate(frame, box, tracker.score, lost, count / busy) if (args.output or args.show) else None
+            # live streams skip frames: number each box by its frame's position in the stream
+            outputs.write(source.frame_index if source.is_live else index, box, tracker.score, shown)
+            if source.is_live:
+                latencies.append(time.perf_counter() - source.captured_at)
             progress.update()
-            progress.set_postfix(fps=f"{count / busy:.1f}")
+            progress.set_postfix(fps=f"{count / busy:.1f}", refresh=False)
+            if args.show:
+                cv2.imshow(WINDOW, shown)
+                key = read_key()
+                if key in KEYS_QUIT:
+                    break
+                if key in KEYS_RESELECT:
+                    box = select_box(frame)
+                    tracker.init(frame, box)
     except KeyboardInterrupt:
         print(f"siamtrack: interrupted after {count} frames; outputs so far are kept", file=sys.stderr)
         return 130
     finally:
         progress.close()
-        source.close()
-        if video:
-            video.close()
-        if boxes_file:
-            boxes_file.close()
-    outputs = ", ".join(p for p in (args.output, args.boxes) if p)
-    print(f"tracked {count} frames at {count / busy:.1f} fps" + (f" -> {outputs}" if outputs else ""))
+        outputs.close()
+        if args.show:
+            cv2.destroyAllWindows()
+    print(run_summary(args, source, count, busy, latencies))
     return 0
+
+
+def run_summary(args, source, count: int, busy: float, latencies: list[float]) -> str:
+    line = f"tracked {count} frames at {count / max(busy, 1e-9):.1f} fps"
+    if source.is_live:
+        ms = 1000 * np.array(latencies)
+        line += (f"; {source.dropped} of {source.received} stream frames dropped; "
+                 f"latency {np.median(ms):.0f} ms median, {np.percentile(ms, 90):.0f} ms p90")
+    outputs = ", ".join(p for p in (args.output, args.boxes) if p)
+    return line + (f" -> {outputs}" if outputs else "")
 
 
 def _chain(first, rest):
@@ -181,12 +257,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_vot(args: argparse.Namespace) -> int:
-    from .vot import serve
-    serve(make_tracker(args))  # stdout carries the protocol: print nothing here
-    return 0
-
-
 def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluation import SiamOptions, evaluate
     from .report import overall_table
@@ -197,6 +267,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
                        progress=lambda jobs, total: tqdm(jobs, total=total, unit="seq", disable=args.quiet))
     print(f"{summary.benchmark}, {len(summary.sequences)} sequences:\n{overall_table(summary)}")
     print("wrote " + ", ".join(str(path) for path in summary.files))
+    return 0
+
+
+def cmd_vot(args: argparse.Namespace) -> int:
+    from .vot import serve
+    serve(make_tracker(args))  # stdout carries the protocol: print nothing here
     return 0
 
 
@@ -211,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--boxes", help="write 'frame,x,y,w,h,score' lines here")
     run.add_argument("--show", action="store_true", help="show the tracking in a window")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for a stream (default 10)")
     add_model_args(run)
     run.set_defaults(func=cmd_run)
 

@@ -39,6 +39,7 @@ class TrackConfig:
     window_influence: float = 0.176
     min_size: float = 4.0
     max_size_ratio: float = 1.0
+    lost_ratio: float = 0.5
 
 
 @dataclass

@@ -135,7 +135,7 @@ class SiamFCTracker(Tracker):
         crop_and_resize(frame, *self.center, context_size(w, h, t.context), t.exemplar_size,
                         self.border, out=self._exemplar_crop[0])
         self.kernel = self.net.embed_exemplar(self._to_tensor(self._exemplar_crop))
-        self.score = float("nan")
+        self.score = self.reference_score = float("nan")
 
     @torch.inference_mode()
     def update(self, image) -> np.ndarray:
@@ -164,6 +164,8 @@ class SiamFCTracker(Tracker):
         self.scale *= (1 - t.scale_lr) + t.scale_lr * self.scale_factors[scale_id]
         self._clamp_state()
         self.score = score
+        if np.isnan(self.reference_score):
+            self.reference_score = score
         return self.box()
 
     def _locate_peak(self, responses: torch.Tensor) -> tuple[int, int, float]:
@@ -187,6 +189,11 @@ class SiamFCTracker(Tracker):
         high = (t.max_size_ratio * self.frame_size / self.base_size).min()
         self.scale = float(np.clip(self.scale, low, max(low, high)))
         self.center = np.clip(self.center, 0, self.frame_size)
+
+    @property
+    def lost(self) -> bool:
+        """Whether the last score fell below lost_ratio of the first update's (target likely gone)."""
+        return self.score < self.cfg.track.lost_ratio * self.reference_score
 
     def box(self) -> np.ndarray:
         size = self.base_size * self.scale
