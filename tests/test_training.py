@@ -194,7 +194,7 @@ def test_backbone_learning_rate_multiplier(synthetic_root, tmp_path):
 
 def cli_train(root: Path, out: Path, *extra: str) -> list[str]:
     return ["train", "--config", "siamfc_alexnet", "--data", str(root), "--out", str(out), "--quiet",
-            *(a for o in [*TINY, "train.epochs=3", "train.pairs_per_epoch=8"] for a in ("--set", o)), *extra]
+            *(a for o in [*TINY, "train.epochs=3"] for a in ("--set", o)), *extra]
 
 
 def test_killed_run_resumes_exactly(synthetic_root, tmp_path):
@@ -217,7 +217,7 @@ def test_killed_run_resumes_exactly(synthetic_root, tmp_path):
     after = (killed / "metrics.jsonl").read_text()
     assert after.startswith(before)  # nothing written before the kill is lost
     resumed, unbroken = (torch.load(p / "last.pt", weights_only=True) for p in (killed, whole))
-    assert resumed["epoch"] == unbroken["epoch"] == 3 and resumed["step"] == unbroken["step"] == 12
+    assert resumed["epoch"] == unbroken["epoch"] == 3 and resumed["step"] == unbroken["step"] == 6
     assert rows(killed, "resume")[0]["step"] == stopped_at["step"]
     assert [r["lr"] for r in rows(killed, "epoch")][-2:] == [r["lr"] for r in rows(whole, "epoch")][-2:]
     assert resumed["optimizer"]["param_groups"][0]["lr"] == unbroken["optimizer"]["param_groups"][0]["lr"]

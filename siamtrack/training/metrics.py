@@ -6,6 +6,8 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+FIGURE_INCHES, DPI = (8, 4.5), 100
+
 
 class MetricsLog:
     """One JSON object per line; appended to, never rewritten, so a resumed run keeps the old rows."""
@@ -33,7 +35,7 @@ def latest_by_step(rows: list[dict], kind: str) -> list[dict]:
 def plot_curves(metrics: Path, png: Path) -> None:
     rows = read_rows(metrics)
     steps, epochs = latest_by_step(rows, "step"), latest_by_step(rows, "epoch")
-    fig = Figure(figsize=(8, 4.5), layout="tight")
+    fig = Figure(figsize=FIGURE_INCHES, layout="tight")
     ax = fig.add_subplot()
     ax.plot([r["step"] for r in steps], [r["loss"] for r in steps], lw=0.8, alpha=0.6, label="train (interval)")
     ax.plot([r["step"] for r in epochs], [r["train_loss"] for r in epochs], "o-", label="train (epoch)")
@@ -44,4 +46,4 @@ def plot_curves(metrics: Path, png: Path) -> None:
     ax.set_ylabel("loss")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.savefig(png, dpi=100)
+    fig.savefig(png, dpi=DPI)

@@ -88,6 +88,7 @@ class Trainer:
                  env: DistEnv, progress: bool):
         self.cfg, self.t, self.out, self.env, self.device = cfg, cfg.train, Path(out), env, device
         self.progress = progress and env.main
+        # every rank reads the folder before DistributedDataParallel's first sync, so before rank 0 writes to it
         ckpt = open_run(self.out, resume, env.main)
         train_seqs, val_seqs = split_sequences(data, self.t.val_fraction, self.t.seed)
         transform = PairTransform(cfg.track, self.t)
@@ -186,7 +187,7 @@ class Trainer:
     def _log_interval(self, interval_sum: torch.Tensor, started: float, bar: tqdm) -> torch.Tensor:
         loss_sum, pairs = self.env.sum(interval_sum).tolist()
         rate = pairs / (time.perf_counter() - started)
-        self.log.write("step", epoch=self.epoch, step=self.step, loss=loss_sum / pairs,
+        self.log.write("step", epoch=self.epoch + 1, step=self.step, loss=loss_sum / pairs,
                        lr=self.optimizer.param_groups[0]["lr"], pairs_per_s=round(rate, 2))
         bar.set_postfix(loss=f"{loss_sum / pairs:.4f}", pairs_s=f"{rate:.1f}")
         return torch.zeros_like(interval_sum)
