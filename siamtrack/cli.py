@@ -320,7 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--dataset", required=True, choices=DATASETS)
     evaluate.add_argument("--root", required=True, metavar="DIR", help="the benchmark's folder")
     evaluate.add_argument("--trackers", default="siamtrack",
-                          help=f"comma-separated, from {','.join(TRACKERS)} (default: siamtrack)")
+                          help=f"comma-separated: {', '.join(TRACKERS)}, or shipped config names and YAML paths, "
+                               "each a siamtrack model with the weights it names (default: siamtrack)")
     evaluate.add_argument("--out", metavar="DIR", help="results, reports, summary.md, plots (default: eval_DATASET)")
     evaluate.add_argument("--resume", action="store_true", help="keep finished sequences in --out, run the rest")
     evaluate.add_argument("--workers", type=int, default=1, help="processes running sequences in parallel")

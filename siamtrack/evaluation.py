@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -30,7 +30,8 @@ from got10k.trackers import Tracker
 
 from .baselines import OPENCV_TRACKERS, OpenCVTracker
 from .benchmarks import Benchmark, EvaluationError, open_benchmark, quiet
-from .config import load_config
+from .config import load_config, resolve_config_path
+from .errors import ConfigError
 from .metrics import Curves, mean_curves, sequence_curves
 from .report import Summary, write_summary
 
@@ -41,33 +42,53 @@ TRACKERS = ("siamtrack",) + tuple(OPENCV_TRACKERS)
 
 @dataclass(frozen=True)
 class SiamOptions:
-    """How to build the siamtrack tracker (picklable, so that worker processes build their own)."""
+    """How to build siamtrack trackers (picklable, so that worker processes build their own).
+
+    `config`, `weights` and `overrides` make the tracker named `siamtrack`; `models` maps each other
+    siamtrack label to its config (a shipped name or a YAML path, with the weights it names).
+    """
     config: str | None = None
     weights: str | None = None
     overrides: tuple[str, ...] = ()
     device: str = "cpu"
+    models: tuple[tuple[str, str], ...] = ()
 
 
 def make_tracker(name: str, options: SiamOptions = SiamOptions()) -> Tracker:
+    from .tracker import SiamFCTracker
+    models = dict(options.models)
     if name == "siamtrack":
-        from .tracker import SiamFCTracker
         config = load_config(options.config, options.overrides) if options.overrides else options.config
         return SiamFCTracker(config, options.weights, device=options.device, name=name)
+    if name in models:
+        return SiamFCTracker(models[name], device=options.device, name=name)
     if name in OPENCV_TRACKERS:
         return OpenCVTracker(name)
     raise EvaluationError(f"unknown tracker '{name}' (choose from {', '.join(TRACKERS)})")
 
 
-def check_tracker_names(names: Iterable[str]) -> list[str]:
-    names = list(names)
-    if not names:
+def resolve_trackers(names: Iterable[str]) -> tuple[list[str], tuple[tuple[str, str], ...]]:
+    """Labels of the trackers to run, and the siamtrack models among them as (label, config) pairs.
+
+    Besides `siamtrack` and the OpenCV baselines, a shipped config name or a YAML path names a
+    siamtrack model (with the weights its config names), labelled by the file's stem.
+    """
+    labels, models = [], []
+    for name in names:
+        if name not in TRACKERS:
+            try:
+                label = resolve_config_path(name).stem
+            except ConfigError:
+                raise EvaluationError(f"unknown tracker '{name}' (choose from {', '.join(TRACKERS)}, "
+                                      "a shipped config name or a YAML path)") from None
+            models.append((label, name))
+            name = label
+        labels.append(name)
+    if not labels:
         raise EvaluationError(f"no trackers given (choose from {', '.join(TRACKERS)})")
-    unknown = [n for n in names if n not in TRACKERS]
-    if unknown:
-        raise EvaluationError(f"unknown tracker '{unknown[0]}' (choose from {', '.join(TRACKERS)})")
-    if len(set(names)) != len(names):
-        raise EvaluationError(f"a tracker is named twice in {','.join(names)}")
-    return names
+    if len(set(labels)) != len(labels):
+        raise EvaluationError(f"a tracker is named twice in {','.join(labels)}")
+    return labels, tuple(models)
 
 
 # --- running: one job is one tracker on one sequence
@@ -232,7 +253,8 @@ def evaluate(dataset: str, root: str | Path, trackers: Iterable[str], out_dir: s
 
     `progress(jobs, total)` may wrap the stream of finished jobs, e.g. in a progress bar.
     """
-    trackers = check_tracker_names(trackers)
+    trackers, models = resolve_trackers(trackers)
+    options = replace(options, models=models)
     benchmark = open_benchmark(dataset, root, out_dir)
     for name in trackers:  # build each once here, so that a bad config or weights fails before any work
         make_tracker(name, options)

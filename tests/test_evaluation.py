@@ -285,6 +285,17 @@ def test_bad_input_is_a_one_line_error(otb, tmp_path):
         assert "\n" not in str(error.value)
 
 
+def test_several_siamtrack_models_run_side_by_side_under_their_config_names(otb, tmp_path):
+    alexnet = tmp_path / "random_alexnet.yaml"
+    alexnet.write_text('base: siamfc_alexnet\nweights: ""\n')
+    summary = evaluate("otb", otb, ["siamfc_lite0_fast", str(alexnet), "kcf"], tmp_path / "out", workers=1)
+    assert summary.trackers == ["siamfc_lite0_fast", "random_alexnet", "kcf"]
+    assert (tmp_path / "out" / "results" / "OTB" / "random_alexnet").is_dir()
+    # the shipped fast model follows the synthetic target; an untrained AlexNet gives a different result
+    fast, untrained = (summary.overall[t]["success_auc"] for t in ("siamfc_lite0_fast", "random_alexnet"))
+    assert fast > 0.5 and fast != untrained
+
+
 # --- the real thing, kept short
 
 def otb_mini_subset(root: Path, names: list[str], frames: int) -> Path:

@@ -1,0 +1,233 @@
+"""Inference backends behind one small interface: an Engine runs the two branches and the head.
+
+An Engine is what SiamFCTracker calls: `embed_exemplar(z)` once per target, `embed_search(x)` and
+`head(kernel, features)` once per frame. Inputs are float NCHW RGB batches (0-255) on the engine's
+device; outputs stay on that device.
+
+- eager: the plain SiameseNet as trained, kept as the reference every other backend is held to.
+- torch: batch norm folded into the convolutions, each branch traced, frozen and optimised for
+  inference (TorchScript; on a CPU the graph runs on oneDNN, which is what makes the depthwise and
+  dilated convolutions of the Lite0 trunks fast).
+- onnxruntime: the folded branches exported to ONNX and run by ONNX Runtime (the `onnx` extra).
+"""
+from __future__ import annotations
+
+import copy
+import io
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.fx.experimental.optimization import fuse
+
+from .config import TrackConfig
+from .errors import ConfigError
+from .models import SiameseNet
+
+BACKENDS = ("eager", "torch", "onnxruntime")
+DEFAULT_BACKEND = "torch"  # the fastest backend that needs nothing beyond torch
+ONNX_OPSET = 17
+# each exported branch, as <branch>.onnx: its input and output names
+ONNX_NAMES = {"exemplar": ("exemplar", "kernel"), "search": ("search", "features")}
+# TorchScript's profiling executor specialises a graph over its first calls; run them at build time
+# so that no tracked frame pays for them.
+TORCHSCRIPT_PROFILING_RUNS = 2
+
+
+class ExemplarBranch(nn.Module):
+    """SiameseNet.embed_exemplar as a module of its own, to trace or export."""
+
+    def __init__(self, net: SiameseNet):
+        super().__init__()
+        self.net = net
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net.embed_exemplar(z)
+
+
+class SearchBranch(nn.Module):
+    """SiameseNet.embed_search as a module of its own, to trace or export."""
+
+    def __init__(self, net: SiameseNet):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.embed_search(x)
+
+
+class Engine(nn.Module):
+    """The exemplar branch, the search branch (`embed_x`) and the cross-correlation head, as one backend runs them."""
+
+    def __init__(self, backend: str, embed_z: nn.Module, embed_x: nn.Module, head: nn.Module):
+        super().__init__()
+        self.backend = backend
+        self.embed_z = embed_z
+        self.embed_x = embed_x
+        self.head = head
+
+    def embed_exemplar(self, z: torch.Tensor) -> torch.Tensor:
+        return self.embed_z(z)
+
+    def embed_search(self, x: torch.Tensor) -> torch.Tensor:
+        return self.embed_x(x)
+
+
+def fold_batchnorm(net: SiameseNet) -> SiameseNet:
+    """A copy of `net` whose batch norms are folded into the convolutions before them (eval mode)."""
+    folded = copy.deepcopy(net).eval()
+    folded.embed_x = fuse(folded.embed_x)
+    if folded.embed_z is not None:
+        folded.embed_z = fuse(folded.embed_z)
+    return folded
+
+
+def example_inputs(track: TrackConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """An exemplar batch (1 crop) and a search batch (one crop per scale) of the tracker's sizes."""
+    z = torch.zeros(1, 3, track.exemplar_size, track.exemplar_size, device=device)
+    x = torch.zeros(track.scale_num, 3, track.search_size, track.search_size, device=device)
+    return z, x
+
+
+@contextmanager
+def quiet_tracing():
+    """Tracing without its warning about the exemplar's centre crop, which reads the feature size:
+    the config fixes that size, so the constant the trace records is right."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        yield
+
+
+class Frozen(nn.Module):
+    """A frozen TorchScript graph as a plain module, so that forward hooks still see every call."""
+
+    def __init__(self, graph: torch.jit.ScriptModule):
+        super().__init__()
+        self.graph = graph
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.graph(x)
+
+
+def freeze(branch: nn.Module, example: torch.Tensor) -> Frozen:
+    """Trace `branch` on `example`, freeze its weights into the graph and optimise it for inference."""
+    with torch.no_grad(), quiet_tracing():
+        traced = torch.jit.trace(branch.eval(), example, check_trace=False)
+        graph = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
+        for _ in range(TORCHSCRIPT_PROFILING_RUNS):
+            graph(example)
+    return Frozen(graph)
+
+
+def eager_engine(net: SiameseNet) -> Engine:
+    return Engine("eager", ExemplarBranch(net), SearchBranch(net), net.head)
+
+
+def torch_engine(net: SiameseNet, track: TrackConfig, device: torch.device) -> Engine:
+    folded = fold_batchnorm(net)
+    z, x = example_inputs(track, device)
+    return Engine("torch", freeze(ExemplarBranch(folded), z), freeze(SearchBranch(folded), x), folded.head)
+
+
+def import_onnx(module: str):
+    """onnx or onnxruntime, or a one-line error naming the extra that installs them."""
+    try:
+        return __import__(module)
+    except ImportError:
+        raise ConfigError(f"ONNX export and the onnxruntime backend need the onnx extra "
+                          f"({module} is not installed): pip install 'siamtrack[onnx]'") from None
+
+
+def export_branch(branch: nn.Module, example: torch.Tensor, names: tuple[str, str], target) -> None:
+    """Write `branch` as ONNX (opset ONNX_OPSET) to a path or file object, its batch dimension dynamic.
+
+    This is the TorchScript-based exporter: the torch.export-based one needs onnxscript as well.
+    """
+    import_onnx("onnx")
+    batch = {0: "batch"}
+    with quiet_tracing(), torch.no_grad():
+            torch.onnx.export(branch, (example,), target, input_names=[names[0]], output_names=[names[1]],
+                              dynamic_axes={names[0]: batch, names[1]: batch}, opset_version=ONNX_OPSET,
+                              dynamo=False)
+
+
+def export_onnx(net: SiameseNet, track: TrackConfig, out_dir: str | Path) -> dict[str, Path]:
+    """Write the exemplar and search branches (batch norm folded) to out_dir; the paths, by branch."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {kind: out / f"{kind}.onnx" for kind in ONNX_NAMES}
+    for kind, (branch, example) in cpu_branches(net, track).items():
+        export_branch(branch, example, ONNX_NAMES[kind], paths[kind])
+    return paths
+
+
+def cpu_branches(net: SiameseNet, track: TrackConfig) -> dict[str, tuple[nn.Module, torch.Tensor]]:
+    """The folded exemplar and search branches on the CPU, each with an example input: what is exported."""
+    folded = fold_batchnorm(net).cpu()
+    z, x = example_inputs(track, torch.device("cpu"))
+    return {"exemplar": (ExemplarBranch(folded), z), "search": (SearchBranch(folded), x)}
+
+
+class OrtBranch(nn.Module):
+    """One ONNX branch run by ONNX Runtime, reading the input tensor and writing its output tensor in place.
+
+    The output buffer is reused: each call overwrites what the previous call returned.
+    """
+
+    def __init__(self, model: bytes, output_shape: torch.Size, device: torch.device):
+        super().__init__()
+        ort = import_onnx("onnxruntime")
+        provider = "CUDAExecutionProvider" if device.type == "cuda" else "CPUExecutionProvider"
+        if provider not in ort.get_available_providers():
+            raise ConfigError(f"the onnxruntime backend cannot run on {device}: this onnxruntime "
+                              f"has no {provider}")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = torch.get_num_threads()  # the same budget as torch
+        options.inter_op_num_threads = 1  # a chain of convolutions: nothing to run side by side
+        # idle pool threads would otherwise spin on the cores the head and post-processing run on next
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(model, options, providers=[provider])
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_name = self.session.get_outputs()[0].name
+        self.binding = self.session.io_binding()
+        self.device_type, self.device_id = device.type, device.index or 0
+        self.output = torch.empty(output_shape, device=device)
+        self._bind(self.output_name, self.output, self.binding.bind_output)
+
+    def _bind(self, name: str, tensor: torch.Tensor, bind) -> None:
+        bind(name, self.device_type, self.device_id, np.float32, list(tensor.shape), tensor.data_ptr())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._bind(self.input_name, x.contiguous(), self.binding.bind_input)
+        self.session.run_with_iobinding(self.binding)
+        return self.output
+
+
+def ort_branch(branch: nn.Module, example: torch.Tensor, names: tuple[str, str], device: torch.device) -> OrtBranch:
+    """`branch` exported to ONNX in memory and loaded into ONNX Runtime on `device`."""
+    model = io.BytesIO()
+    export_branch(branch, example, names, model)
+    with torch.no_grad():
+        output_shape = branch(example).shape
+    return OrtBranch(model.getvalue(), output_shape, device)
+
+
+def onnxruntime_engine(net: SiameseNet, track: TrackConfig, device: torch.device) -> Engine:
+    branches = {kind: ort_branch(branch, example, ONNX_NAMES[kind], device)
+                for kind, (branch, example) in cpu_branches(net, track).items()}
+    return Engine("onnxruntime", branches["exemplar"], branches["search"], net.head)
+
+
+def build_engine(net: SiameseNet, backend: str, track: TrackConfig, device: torch.device) -> Engine:
+    """`net` (in eval mode, on `device`) as `backend` runs it."""
+    if backend == "eager":
+        return eager_engine(net)
+    if backend == "torch":
+        return torch_engine(net, track, device)
+    if backend == "onnxruntime":
+        return onnxruntime_engine(net, track, device)
+    raise ConfigError(f"unknown backend '{backend}' (known: {', '.join(BACKENDS)})")

@@ -1,0 +1,139 @@
+import builtins
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from conftest import OTB_MINI, require
+from siamtrack import SiamFCTracker
+from siamtrack.config import ModelConfig, TrackConfig
+from siamtrack.datasets import load_otb
+from siamtrack.engines import BACKENDS, build_engine, example_inputs, export_onnx, fold_batchnorm
+from siamtrack.errors import ConfigError
+from siamtrack.models import SiameseNet
+from siamtrack.synthetic import make_clip
+from siamtrack.tracker import BicubicUpsampler, track_frames
+
+BOX_TOLERANCE_PX = 0.01
+OTB_FRAMES = 30
+SYNTHETIC_FRAMES = 30
+FAST_BACKENDS = [b for b in BACKENDS if b != "eager"]
+
+
+def needs(backend: str) -> None:
+    if backend == "onnxruntime":
+        pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+
+
+def plain_interpolation(tracker: SiamFCTracker) -> SiamFCTracker:
+    """The tracker with F.interpolate for its upsampling: with the eager backend, the original SiamFC path."""
+    size = (tracker.upscale_size,) * 2
+    tracker._upsampler = lambda r: F.interpolate(r, size=size, mode="bicubic", align_corners=False)[:, 0]
+    return tracker
+
+
+def boxes(tracker: SiamFCTracker, frames, box) -> np.ndarray:
+    return np.array([result for _, _, result, _, _ in track_frames(tracker, frames, box)])
+
+
+def assert_same_boxes(config: str, backend: str, frames, box) -> None:
+    reference = plain_interpolation(SiamFCTracker(config, device="cpu", backend="eager"))
+    fast = SiamFCTracker(config, device="cpu", backend=backend)
+    assert fast.net.backend == backend
+    expected, got = boxes(reference, frames, box), boxes(fast, frames, box)
+    assert np.abs(got - expected).max() < BOX_TOLERANCE_PX
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return make_clip(num_frames=SYNTHETIC_FRAMES)
+
+
+@pytest.fixture(scope="module")
+def random_net():
+    torch.manual_seed(0)
+    net = SiameseNet(ModelConfig(backbone="lite0_s3", exemplar_crop=8)).eval()
+    for module in net.modules():  # batch norm statistics away from identity, so folding is tested
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-1, 1)
+            module.running_var.uniform_(0.5, 2)
+    return net
+
+
+def test_folded_batchnorm_keeps_the_outputs(random_net):
+    folded = fold_batchnorm(random_net)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    z, x = example_inputs(TrackConfig(), torch.device("cpu"))
+    z, x = z.uniform_(0, 255), x.uniform_(0, 255)
+    with torch.inference_mode():
+        assert torch.allclose(folded(z, x), random_net(z, x), rtol=1e-4, atol=1e-4)
+
+
+def test_matrix_upsampling_equals_interpolate():
+    responses = torch.randn(3, 1, 25, 25)
+    expected = F.interpolate(responses, size=(400, 400), mode="bicubic", align_corners=False)[:, 0]
+    assert torch.allclose(BicubicUpsampler(3, 25, 400, torch.device("cpu"))(responses), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_every_backend_embeds_like_the_network(random_net, backend):
+    needs(backend)
+    track = TrackConfig()
+    engine = build_engine(random_net, backend, track, torch.device("cpu"))
+    z, x = example_inputs(track, torch.device("cpu"))
+    z, x = z.uniform_(0, 255), x.uniform_(0, 255)
+    with torch.inference_mode():
+        expected = random_net(z, x)
+        got = engine.head(engine.embed_exemplar(z), engine.embed_search(x))
+    assert torch.allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+def test_backends_give_the_eager_boxes_on_the_synthetic_clip(clip, backend):
+    needs(backend)
+    assert_same_boxes("siamfc_lite0_fast", backend, clip.frames, clip.boxes[0])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+def test_backends_give_the_eager_boxes_on_a_real_sequence(backend):
+    needs(backend)
+    sequence = load_otb(require(OTB_MINI) / "Crossing")[0]
+    frames = [Image.open(path) for path in sequence.frames[:OTB_FRAMES]]
+    assert_same_boxes("siamfc_lite0", backend, frames, sequence.boxes[0])
+
+
+def test_unknown_backend_is_a_config_error(random_net):
+    with pytest.raises(ConfigError, match="unknown backend 'tensorrt'"):
+        build_engine(random_net, "tensorrt", TrackConfig(), torch.device("cpu"))
+
+
+def test_missing_onnxruntime_is_one_clear_error(random_net, monkeypatch):
+    real_import = builtins.__import__
+
+    def no_onnxruntime(name, *args, **kwargs):
+        if name == "onnxruntime":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_onnxruntime)
+    with pytest.raises(ConfigError, match=r"pip install 'siamtrack\[onnx\]'"):
+        build_engine(random_net, "onnxruntime", TrackConfig(), torch.device("cpu"))
+
+
+def test_onnx_export_has_a_dynamic_batch(random_net, tmp_path):
+    onnx = pytest.importorskip("onnx", reason="the onnx extra is not installed")
+    ort = pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+    paths = export_onnx(random_net, TrackConfig(), tmp_path)
+    assert sorted(p.name for p in paths.values()) == ["exemplar.onnx", "search.onnx"]
+    model = onnx.load(paths["search"])
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    session = ort.InferenceSession(str(paths["search"]), providers=["CPUExecutionProvider"])
+    for batch in (1, 3):
+        x = torch.rand(batch, 3, 255, 255) * 255
+        (features,) = session.run(None, {"search": x.numpy()})
+        with torch.inference_mode():
+            expected = random_net.embed_search(x)
+        assert np.allclose(features, expected.numpy(), rtol=1e-4, atol=1e-4)
