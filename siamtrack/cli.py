@@ -276,6 +276,28 @@ def cmd_vot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    import json
+    from .bench import format_report, run_bench
+    report = run_bench(args.config, args.backend, args.weights, args.device, args.threads, args.frames).to_dict()
+    print(format_report(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .engines import ONNX_OPSET, export_onnx
+    from .tracker import build_net
+    cfg, net, _ = build_net(args.config, args.weights)
+    paths = export_onnx(net.eval(), cfg.track, args.out)
+    print(f"wrote {', '.join(str(p) for p in paths.values())} (ONNX opset {ONNX_OPSET}, batch norm folded, "
+          f"dynamic batch); responses = {cfg.model.out_scale} x conv2d(features, kernel)"
+          + (" on normalized features" if cfg.model.xcorr == "normalized" else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="siamtrack", description="SiamFC visual object tracking")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -333,6 +355,27 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", default="auto", help="siamtrack: auto, cpu or cuda")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=cmd_eval)
+
+    from .bench import OPENCV_TRACKERS, shipped_configs
+    from .engines import BACKENDS, DEFAULT_BACKEND
+    bench = sub.add_parser("bench", help="time each model per stage beside OpenCV's trackers "
+                                         f"({', '.join(OPENCV_TRACKERS)}) on the same clip")
+    bench.add_argument("--config", nargs="+", help=f"configs to time (default: all shipped: {', '.join(shipped_configs())})")
+    bench.add_argument("--weights", help="checkpoint path (default: the weights each config names)")
+    bench.add_argument("--backend", nargs="+", choices=BACKENDS, default=[DEFAULT_BACKEND],
+                       help=f"backends to time beside eager, the reference (default: {DEFAULT_BACKEND})")
+    bench.add_argument("--frames", type=int, help="length of the synthetic 640x360 clip (default: the demo's)")
+    bench.add_argument("--threads", type=int, help="CPU threads for torch, ONNX Runtime and OpenCV (default: torch's)")
+    bench.add_argument("--device", default="auto", help="auto, cpu or cuda (OpenCV's trackers run on the CPU)")
+    bench.add_argument("--json", metavar="FILE", help="also write the figures to this JSON file")
+    bench.set_defaults(func=cmd_bench)
+
+    export = sub.add_parser("export", help="write the exemplar and search branches as ONNX")
+    export.add_argument("--format", choices=["onnx"], required=True)
+    export.add_argument("--config", help="shipped config name or YAML path (default: the default model)")
+    export.add_argument("--weights", help="checkpoint path (default: the weights the config names)")
+    export.add_argument("--out", required=True, metavar="DIR", help="folder for exemplar.onnx and search.onnx")
+    export.set_defaults(func=cmd_export)
     return parser
 
 

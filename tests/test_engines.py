@@ -8,6 +8,7 @@ from PIL import Image
 
 from conftest import OTB_MINI, require
 from siamtrack import SiamFCTracker
+from siamtrack.cli import main
 from siamtrack.config import ModelConfig, TrackConfig
 from siamtrack.datasets import load_otb
 from siamtrack.engines import BACKENDS, build_engine, example_inputs, export_onnx, fold_batchnorm
@@ -137,3 +138,10 @@ def test_onnx_export_has_a_dynamic_batch(random_net, tmp_path):
         with torch.inference_mode():
             expected = random_net.embed_search(x)
         assert np.allclose(features, expected.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_export_command_writes_both_branches(tmp_path, capsys):
+    pytest.importorskip("onnx", reason="the onnx extra is not installed")
+    assert main(["export", "--format", "onnx", "--config", "siamfc_lite0_fast", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "exemplar.onnx").is_file() and (tmp_path / "search.onnx").is_file()
+    assert "opset 17" in capsys.readouterr().out

@@ -1,0 +1,47 @@
+import json
+
+import numpy as np
+import pytest
+
+from siamtrack.bench import STAGES, format_report, run_bench, shipped_configs
+from siamtrack.cli import main
+
+FRAMES = 4
+
+
+@pytest.fixture(scope="module")
+def report():
+    return run_bench(["siamfc_lite0_fast"], ["eager"], device="cpu", frames=FRAMES, baselines=["csrt"])
+
+
+def test_every_stage_of_every_frame_is_timed(report):
+    siamfc, csrt = report.rows
+    assert (siamfc.tracker, siamfc.backend, csrt.tracker) == ("siamfc_lite0_fast", "eager", "csrt")
+    for stage in STAGES:
+        assert len(siamfc.times[stage]) == (FRAMES if stage == "decode" else FRAMES - 1)
+    assert np.allclose(np.sum([siamfc.times[s] for s in STAGES[1:-1]], axis=0), siamfc.times["total"])
+    assert csrt.times["crop"] == [] and len(csrt.times["total"]) == FRAMES - 1
+
+
+def test_report_has_ratios_to_csrt_and_eager(report):
+    data = report.to_dict()
+    siamfc, csrt = data["rows"]
+    assert data["size"] == [640, 360] and data["frames"] == FRAMES
+    assert siamfc["vs_eager"] == 1.0 and csrt["vs_csrt"] == 1.0 and csrt["vs_eager"] is None
+    assert siamfc["box_shift_px"] == 0.0 and siamfc["ms"]["backbone"]["p90"] >= siamfc["ms"]["backbone"]["median"]
+    table = format_report(data)
+    assert "siamfc_lite0_fast" in table and "csrt" in table and "x eager" in table
+
+
+def test_shipped_configs_are_all_benched_by_default():
+    assert {"siamfc_alexnet", "siamfc_lite0", "siamfc_lite0_fast"} <= set(shipped_configs())
+
+
+def test_bench_command_prints_the_table_and_writes_json(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--config", "siamfc_alexnet", "--backend", "eager", "--frames", "3",
+                 "--device", "cpu", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "siamfc_alexnet" in printed and "kcf" in printed and "mil" in printed
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["tracker"] for r in rows] == ["siamfc_alexnet", "kcf", "csrt", "mil"]
