@@ -227,6 +227,11 @@ class Benchmark:
 
     def run_sequence(self, tracker: Tracker, name: str, index: int) -> None:
         """got10k's own run loop over sequence `index` with `tracker`, results under `name`; then a marker."""
+        # without its marker, a sequence's result files are those of an interrupted run, maybe cut short:
+        # got10k would keep any it finds, so they go first
+        records, times = self.result_files(name, self.seq_names[index])
+        for path in [*records, times]:
+            Path(path).unlink(missing_ok=True)
         view = copy.copy(self.experiment)
         view.dataset = OneSequence(self.experiment.dataset, index)
         with quiet():

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -34,12 +35,26 @@ def load_checkpoint(path: str | Path) -> dict:
     if not path.is_file():
         raise CheckpointError(f"weights file not found: {path}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as exc:
-        raise CheckpointError(f"{path}: not a readable checkpoint ({str(exc).splitlines()[0][:120]})") from None
-    if not isinstance(ckpt, dict) or "model" not in ckpt:
+        with warnings.catch_warnings():  # a file that fails is reported below in one line, not in warnings
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    # torch.load meets a damaged file with almost any exception type (KeyError, IndexError, ...)
+    except Exception as exc:
+        raise CheckpointError(f"{path}: not a readable checkpoint ({_load_failure(path, exc)})") from None
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict):
         raise CheckpointError(f"{path}: not a siamtrack checkpoint (no 'model' entry)")
     return ckpt
+
+
+def _load_failure(path: Path, exc: Exception) -> str:
+    """Why torch.load failed, in a few words: its own messages run over many lines."""
+    if isinstance(exc, OSError):
+        return exc.strerror or type(exc).__name__
+    if not zipfile.is_zipfile(path):  # every torch.save since torch 1.6 writes a zip archive
+        return "truncated, or not a PyTorch file"
+    if isinstance(exc, pickle.UnpicklingError):
+        return "it holds Python objects besides tensors, which are not loaded for safety"
+    return f"corrupt: {str(exc).splitlines()[0][:80] if str(exc) else type(exc).__name__}"
 
 
 def checkpoint_config(ckpt: dict, path: str | Path) -> Config:
@@ -50,8 +65,24 @@ def checkpoint_config(ckpt: dict, path: str | Path) -> Config:
 
 
 def load_weights(net: nn.Module, ckpt: dict, path: str | Path) -> None:
-    try:
-        net.load_state_dict(ckpt["model"], strict=True)
-    except RuntimeError as exc:
-        detail = " ".join(str(exc).split())[:200]
-        raise CheckpointError(f"{path}: weights do not fit this model's architecture ({detail})") from None
+    weights, expected = ckpt["model"], net.state_dict()
+    missing = [k for k in expected if k not in weights]
+    unexpected = [k for k in weights if k not in expected]
+    reshaped = [k for k in expected if k in weights and getattr(weights[k], "shape", None) != expected[k].shape]
+    if missing or unexpected or reshaped:
+        saved_for = _saved_backbone(ckpt)
+        raise CheckpointError(
+            f"{path}: weights do not fit this model's architecture ({len(missing)} missing, "
+            f"{len(unexpected)} unexpected, {len(reshaped)} of another shape, e.g. "
+            f"'{(missing + unexpected + reshaped)[0]}')"
+            + (f"; they were saved for backbone '{saved_for}'" if saved_for else ""))
+    broken = next((k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if broken:
+        raise CheckpointError(f"{path}: weight '{broken}' holds NaN or inf (a corrupt file or a diverged training)")
+    net.load_state_dict(weights, strict=True)
+
+
+def _saved_backbone(ckpt: dict) -> str | None:
+    """The backbone named in a checkpoint's stored config, if it has one."""
+    model = ckpt["config"].get("model") if isinstance(ckpt.get("config"), dict) else None
+    return model.get("backbone") if isinstance(model, dict) else None

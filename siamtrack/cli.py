@@ -20,6 +20,36 @@ from .tracker import SiamFCTracker, check_box, track_frames
 
 
 WINDOW = "siamtrack"
+AV_LOG_QUIET = "-8"  # FFmpeg's log level for silence: decoder complaints about a damaged file, line after line
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with its usage errors in one line, like every other siamtrack error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got '{text}'")
+    return value
+
+
+def attach_bbox_values(argv: list[str]) -> list[str]:
+    """`--bbox -5,10,40,40` as `--bbox=-5,10,40,40`: argparse takes a value that starts with '-' for an
+    option, and a box partly left of or above the frame starts with one."""
+    joined: list[str] = []
+    for arg in argv:
+        if joined and joined[-1] == "--bbox" and arg.startswith("-"):
+            joined[-1] = f"--bbox={arg}"
+        else:
+            joined.append(arg)
+    return joined
 
 
 def has_display() -> bool:
@@ -46,7 +76,7 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. track.window_influence=0.2 (repeatable)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    parser.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's choice)")
 
 
 def make_tracker(args: argparse.Namespace) -> SiamFCTracker:
@@ -77,7 +107,8 @@ class VideoOutput:
         self.size = (first_bgr.shape[1], first_bgr.shape[0])
         self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, self.size)
         if not self.writer.isOpened():
-            raise SiamtrackError(f"{path}: cannot write a video there")
+            raise SiamtrackError(f"{path}: cannot write a video there (is its folder there, and is the name a "
+                                 ".mp4, .avi or .mov file?)")
 
     def write(self, frame_bgr: np.ndarray) -> None:
         if (frame_bgr.shape[1], frame_bgr.shape[0]) != self.size:
@@ -94,7 +125,10 @@ class RunOutputs:
     def __init__(self, video: str | None, boxes: str | None, fps: float):
         self.video_path, self.fps = video, fps
         self.video: VideoOutput | None = None
-        self.boxes = open(boxes, "w") if boxes else None
+        try:
+            self.boxes = open(boxes, "w") if boxes else None
+        except OSError as exc:
+            raise SiamtrackError(f"{boxes}: cannot write the boxes there ({exc.strerror})") from None
 
     def write(self, index: int, box: np.ndarray, score: float, shown_bgr: np.ndarray | None) -> None:
         if self.boxes:
@@ -144,8 +178,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise SourceError(f"{args.source}: live tracking needs a display for its window, "
                               "or --output/--boxes to run headless")
         args.show = True
-    box = parse_bbox(args.bbox) if args.bbox else None
-    tracker = make_tracker(args)  # before the source opens: a live stream will not wait for it
+    box = parse_bbox(args.bbox) if args.bbox is not None else None
+    # the model loads before a live stream opens, as the stream will not wait for it, and after a file
+    # or folder opens, so that a bad one or a bad box fails at once
+    tracker = make_tracker(args) if live else None
     source = open_source(args.source, timeout=args.timeout)
     try:
         frames = iter(source)
@@ -153,6 +189,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if first is None:
             raise SourceError(f"{args.source}: no frames could be read")
         box = check_box(box or select_box(first), first.shape[1], first.shape[0])
+        tracker = tracker or make_tracker(args)
         return track_source(args, source, tracker, _chain(first, frames), box)
     finally:
         source.close()
@@ -174,8 +211,8 @@ def track_source(args: argparse.Namespace, source, tracker: SiamFCTracker, frame
             count, busy = count + 1, busy + time.perf_counter() - start
             lost = index > 0 and tracker.lost
             shown = annotate(frame, box, tracker.score, lost, count / busy) if (args.output or args.show) else None
-            # live streams skip frames: number each box by its frame's position in the stream
-            outputs.write(source.frame_index if source.is_live else index, box, tracker.score, shown)
+            # live streams drop frames and files may skip unreadable ones: number each box by its frame's position
+            outputs.write(source.frame_index, box, tracker.score, shown)
             if source.is_live:
                 latencies.append(time.perf_counter() - source.captured_at)
             progress.update()
@@ -191,6 +228,9 @@ def track_source(args: argparse.Namespace, source, tracker: SiamFCTracker, frame
     except KeyboardInterrupt:
         print(f"siamtrack: interrupted after {count} frames; outputs so far are kept", file=sys.stderr)
         return 130
+    except SiamtrackError as exc:  # a bad frame mid-run: say how far the run got and what it kept
+        kept = "; the outputs so far are kept" if args.output or args.boxes else ""
+        raise type(exc)(f"{exc}; stopped after {count} frame(s){kept}") from None
     finally:
         progress.close()
         outputs.close()
@@ -206,6 +246,8 @@ def run_summary(args, source, count: int, busy: float, latencies: list[float]) -
         ms = 1000 * np.array(latencies)
         line += (f"; {source.dropped} of {source.received} stream frames dropped; "
                  f"latency {np.median(ms):.0f} ms median, {np.percentile(ms, 90):.0f} ms p90")
+    if source.skipped:
+        line += f"; skipped {source.skipped} unreadable frame(s), the first: frame {source.first_skipped}"
     outputs = ", ".join(p for p in (args.output, args.boxes) if p)
     return line + (f" -> {outputs}" if outputs else "")
 
@@ -299,7 +341,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="siamtrack", description="SiamFC visual object tracking")
+    parser = Parser(prog="siamtrack", description="SiamFC visual object tracking")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="track one object in a video, folder of frames, camera or stream")
@@ -380,7 +422,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(attach_bbox_values(sys.argv[1:] if argv is None else argv))
+    # this process reports bad input itself, in one line: OpenCV's and FFmpeg's own logs would bury it
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_FATAL)
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", AV_LOG_QUIET)
     try:
         return args.func(args)
     except SiamtrackError as exc:

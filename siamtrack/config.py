@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -40,6 +41,7 @@ class TrackConfig:
     min_size: float = 4.0
     max_size_ratio: float = 1.0
     lost_ratio: float = 0.5
+    int8_calibration_frames: int = 32
 
 
 @dataclass
@@ -86,6 +88,23 @@ class Config:
 _CHOICES = {"model.xcorr": ("plain", "normalized"),
             "train.loss": ("logistic", "contrastive", "triplet")}
 
+# allowed ranges, as (wording, test, keys): a value outside them fails later, deep inside the model,
+# the tracker or the training loop, with an error that no longer names the key
+_RANGES = (
+    ("> 0", lambda v: v > 0, {
+        "model.out_scale", "track.exemplar_size", "track.search_size", "track.total_stride", "track.response_up",
+        "track.scale_num", "track.scale_step", "track.min_size", "track.max_size_ratio", "train.epochs",
+        "train.batch_size", "train.lr_start", "train.lr_end", "train.max_gap", "train.positive_radius",
+        "train.pairs_per_epoch", "train.log_interval"}),
+    (">= 0", lambda v: v >= 0, {
+        "model.adjust", "model.exemplar_crop", "track.context", "track.lost_ratio", "train.margin",
+        "train.weight_decay", "train.num_workers", "train.seed", "train.val_pairs", "train.translate",
+        "train.backbone_lr"}),
+    ("between 0 and 1", lambda v: 0 <= v <= 1, {
+        "track.scale_penalty", "track.scale_lr", "track.window_influence", "train.momentum",
+        "train.val_fraction", "train.stretch", "train.color_jitter", "train.gray_prob"}),
+)
+
 
 def shipped_dir(kind: str) -> Path:
     """The packaged `configs` or `weights` folder.
@@ -120,7 +139,19 @@ def _coerce(key: str, value: Any, typ: type) -> Any:
         raise ConfigError(f"config key '{key}' must be {typ.__name__}, got {value!r}")
     if key in _CHOICES and value not in _CHOICES[key]:
         raise ConfigError(f"config key '{key}' must be one of {'|'.join(_CHOICES[key])}, got {value!r}")
+    if typ is float and not math.isfinite(value):
+        raise ConfigError(f"config key '{key}' must be a finite number, got {value!r}")
+    for wording, allowed, keys in _RANGES:
+        if key in keys and not allowed(value):
+            raise ConfigError(f"config key '{key}' must be {wording}, got {value!r}")
     return value
+
+
+def _check_consistency(cfg: Config) -> None:
+    """Rules between keys, checked once every value is in."""
+    if cfg.track.search_size < cfg.track.exemplar_size:
+        raise ConfigError(f"config key 'track.search_size' ({cfg.track.search_size}) must be at least "
+                          f"'track.exemplar_size' ({cfg.track.exemplar_size})")
 
 
 def _fill(obj: Any, data: dict, prefix: str) -> None:
@@ -157,6 +188,7 @@ def config_from_dict(data: dict, overrides: Iterable[str] = (), name: str = "") 
             node = node.setdefault(k, {})
         node[keys[-1]] = value
         _fill(cfg, nested, "")
+    _check_consistency(cfg)
     return cfg
 
 

@@ -23,3 +23,7 @@ class BoxError(SiamtrackError):
 
 class FrameError(SiamtrackError):
     """A frame of an unsupported shape or type."""
+
+
+class NotInitializedError(SiamtrackError):
+    """A tracker asked to update before init gave it a target."""

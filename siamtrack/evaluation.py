@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -121,6 +122,13 @@ def _start_worker(benchmark: Benchmark, options: SiamOptions, threads: int) -> N
     _worker.update(benchmark=benchmark, options=options, trackers={})
 
 
+def _start_pool_worker(benchmark: Benchmark, options: SiamOptions, threads: int) -> None:
+    # Ctrl-C reaches every process of the terminal's group: the parent stops the pool, and a worker
+    # left to handle it too would only print its own traceback
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _start_worker(benchmark, options, threads)
+
+
 def _run_job(job: Job) -> Job:
     trackers = _worker["trackers"]
     if job.tracker not in trackers:
@@ -152,7 +160,7 @@ def run_jobs(benchmark: Benchmark, jobs: list[Job], options: SiamOptions = SiamO
         return
     # spawn, not fork: a forked copy of a process that has started torch's thread pools can hang
     context = multiprocessing.get_context("spawn")
-    with context.Pool(min(workers, len(jobs)), _start_worker, (benchmark, options, per_worker)) as pool:
+    with context.Pool(min(workers, len(jobs)), _start_pool_worker, (benchmark, options, per_worker)) as pool:
         yield from pool.imap_unordered(_run_job, jobs)
 
 

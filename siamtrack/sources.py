@@ -23,26 +23,47 @@ class FrameSource:
     fps: float
     frame_count: int | None  # None for cameras and streams
     is_live: bool
+    frame_index: int = -1  # position in the source of the frame last handed out
+    skipped: int = 0  # frames that could not be read
+    first_skipped: int = -1  # the position of the first of them
 
     def __iter__(self) -> Iterator[np.ndarray]:
         raise NotImplementedError
+
+    def _skip(self, position: int) -> None:
+        if not self.skipped:
+            self.first_skipped = position
+        self.skipped += 1
 
     def close(self) -> None:
         pass
 
 
 class FolderSource(FrameSource):
+    """The images of a folder, sorted by name; a damaged image is skipped, like a video's bad frame."""
+
     def __init__(self, folder: Path, fps: float):
-        self.files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        try:
+            self.files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        except OSError as exc:
+            raise SourceError(f"{folder}: cannot list the folder ({exc.strerror})") from None
         if not self.files:
             raise SourceError(f"{folder}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
         super().__init__(str(folder), fps, len(self.files), is_live=False)
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        for path in self.files:
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        first_size = None
+        for index, path in enumerate(self.files):
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)  # grey, 16-bit and alpha become 8-bit BGR
             if image is None:
-                raise SourceError(f"{path}: not a readable image")
+                self._skip(index)
+                continue
+            size = image.shape[1::-1]
+            first_size = first_size or size
+            if size != first_size:  # boxes of one frame mean nothing in a frame of another size
+                raise SourceError(f"{path}: {size[0]}x{size[1]} px, unlike the {first_size[0]}x{first_size[1]} "
+                                  "of the first frame; a folder must hold the frames of one video")
+            self.frame_index = index
             yield cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
@@ -59,22 +80,35 @@ class CaptureSource(FrameSource):
         else:
             self.capture = cv2.VideoCapture(target)
         if not self.capture.isOpened():
-            kind = "stream or camera" if is_live else "video"
-            raise SourceError(f"{description}: cannot open as a {kind}")
+            raise SourceError(f"{description}: {_open_failure(target, timeout)}")
         fps = self.capture.get(cv2.CAP_PROP_FPS)
         count = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT))
         super().__init__(description, fps if 0 < fps < 1000 else default_fps,
                          None if is_live or count <= 0 else count, is_live)
 
     def __iter__(self) -> Iterator[np.ndarray]:
+        position = 0
         while True:
             ok, frame = self.capture.read()
-            if not ok:
+            if ok:
+                self.frame_index = position
+                yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            elif self.frame_count is None or position >= self.frame_count:
                 return
-            yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            else:  # a frame FFmpeg cannot decode, before the end the file states: reading goes on after it
+                self._skip(position)
+            position += 1
 
     def close(self) -> None:
         self.capture.release()
+
+
+def _open_failure(target: str | int, timeout: float) -> str:
+    if isinstance(target, int):
+        return "cannot open this camera (none with that index, or it is busy)"
+    if "://" in target:
+        return f"cannot open as a video stream (unreachable, not a stream, or no answer within {timeout:g} s)"
+    return "cannot open as a video (not a video file, damaged, or in a format OpenCV cannot read)"
 
 
 class LatestFrameSource(FrameSource):
@@ -133,6 +167,8 @@ def open_source(spec: str, default_fps: float = 30.0, timeout: float = 10.0) -> 
 
     Cameras and streams come wrapped in a LatestFrameSource.
     """
+    if not timeout > 0:
+        raise SourceError(f"the stream timeout must be > 0 seconds, got {timeout}")
     if spec.isdigit():
         return LatestFrameSource(CaptureSource(int(spec), f"camera {spec}", True, default_fps))
     if "://" in spec:
@@ -142,4 +178,8 @@ def open_source(spec: str, default_fps: float = 30.0, timeout: float = 10.0) -> 
         return FolderSource(path, default_fps)
     if not path.exists():
         raise SourceError(f"{spec}: no such file or folder")
+    try:  # OpenCV reports an unreadable file as one it cannot decode: say what is wrong
+        path.open("rb").close()
+    except OSError as exc:
+        raise SourceError(f"{spec}: cannot read the file ({exc.strerror})") from None
     return CaptureSource(str(path), spec, is_live=False, default_fps=default_fps)

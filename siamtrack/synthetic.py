@@ -6,6 +6,7 @@ passing bar, over a textured background that pans like a moving camera.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -36,13 +37,19 @@ def make_object(rng: np.random.Generator, height: int, width: int) -> np.ndarray
 
 
 def make_clip(num_frames: int = 150, width: int = 640, height: int = 360, seed: int = 0) -> SyntheticClip:
+    frames, boxes = zip(*clip_frames(num_frames, width, height, seed))
+    return SyntheticClip(list(frames), np.array(boxes, dtype=np.float64))
+
+
+def clip_frames(num_frames: int = 150, width: int = 640, height: int = 360,
+                seed: int = 0) -> Iterator[tuple[np.ndarray, tuple[int, int, int, int]]]:
+    """The clip's (frame, box) pairs, made one at a time: a clip too long to hold in memory streams."""
     rng = np.random.default_rng(seed)
     margin = 120
     background = smooth_texture(rng, height + 2 * margin, width + 2 * margin, 24)
     target = make_object(rng, 60, 80)
     bar = smooth_texture(rng, 200, 70, 10) * 0.5
     occlusion = range(int(0.55 * num_frames), int(0.55 * num_frames) + 8)
-    frames, boxes = [], []
     for i in range(num_frames):
         phase = 2 * np.pi * i / num_frames
         pan_x = margin + int(margin * 0.8 * np.sin(phase))
@@ -60,6 +67,4 @@ def make_clip(num_frames: int = 150, width: int = 640, height: int = 360, seed: 
             x0, x1 = max(0, bx), min(width, bx + 35)
             y0 = max(0, y - 20)
             frame[y0:y0 + 200, x0:x1] = bar[:min(200, height - y0), :x1 - x0]
-        frames.append(frame.astype(np.uint8))
-        boxes.append((x, y, w, h))
-    return SyntheticClip(frames, np.array(boxes, dtype=np.float64))
+        yield frame.astype(np.uint8), (x, y, w, h)

@@ -14,7 +14,7 @@ from .checkpoint import checkpoint_config, load_checkpoint, load_weights
 from .config import Config, load_config, resolve_weights_path
 from .crops import context_size, crop_and_resize
 from .engines import DEFAULT_BACKEND, build_engine, example_inputs
-from .errors import BoxError, FrameError
+from .errors import BoxError, ConfigError, FrameError, NotInitializedError
 from .models import SiameseNet
 
 
@@ -58,7 +58,16 @@ def check_box(box, width: int, height: int) -> np.ndarray:
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        resolved = None
+    if resolved is None or resolved.type not in ("cpu", "cuda"):
+        raise ConfigError(f"unknown device '{device}' (use auto, cpu, cuda or cuda:N)")
+    if resolved.type == "cuda" and (resolved.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(f"device '{device}' is not available here ({torch.cuda.device_count()} CUDA devices); "
+                          "use auto or cpu")
+    return resolved
 
 
 def build_net(config: str | Path | Config | None,
@@ -161,6 +170,7 @@ class SiamFCTracker(Tracker):
         self._search_crops = CropBatch(t.scale_num, t.search_size, self.device)
         self._exemplar_crop = CropBatch(1, t.exemplar_size, self.device)
         self.score = float("nan")
+        self.kernel = None  # the exemplar's features, set by init
 
     @torch.inference_mode()
     def _response_size(self) -> int:
@@ -175,6 +185,9 @@ class SiamFCTracker(Tracker):
         t = self.cfg.track
         self.frame_size = np.array([width, height], dtype=np.float64)
         self.center = np.array([x + w / 2, y + h / 2])
+        # the size within the limits _clamp_state keeps, the frame winning: a box far under a pixel or
+        # far past the frame would give an empty or endless exemplar crop and an overflowing scale
+        w, h = np.minimum(np.maximum([w, h], t.min_size), t.max_size_ratio * self.frame_size)
         self.base_size = np.array([w, h])
         self.base_search = context_size(w, h, t.context) * t.search_size / t.exemplar_size
         self.scale = 1.0
@@ -186,9 +199,20 @@ class SiamFCTracker(Tracker):
 
     @torch.inference_mode()
     def update(self, image) -> np.ndarray:
-        frame = as_rgb(image)
+        frame = self._checked_frame(image)
         features = self.net.embed_search(self.search_crops(frame))
         return self.step(self.net.head(self.kernel, features))
+
+    def _checked_frame(self, image) -> np.ndarray:
+        """The frame as RGB, of the size init saw: the box and its limits are in that frame's pixels."""
+        if self.kernel is None:
+            raise NotInitializedError("call init(frame, box) before update(frame)")
+        frame = as_rgb(image)
+        width, height = self.frame_size
+        if frame.shape[:2] != (height, width):
+            raise FrameError(f"a {frame.shape[1]}x{frame.shape[0]} frame, but the tracker was initialised on a "
+                             f"{width:.0f}x{height:.0f} one; call init again for frames of another size")
+        return frame
 
     # update() in stages, so that a benchmark can time each one
 
@@ -235,7 +259,8 @@ class SiamFCTracker(Tracker):
         t = self.cfg.track
         low = max(t.min_size / self.base_size.min(), 1e-3)
         high = (t.max_size_ratio * self.frame_size / self.base_size).min()
-        self.scale = float(np.clip(self.scale, low, max(low, high)))
+        # in a frame smaller than min_size the frame wins: the box never outgrows the image
+        self.scale = float(np.clip(self.scale, min(low, high), high))
         self.center = np.clip(self.center, 0, self.frame_size)
 
     @property

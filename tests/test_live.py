@@ -108,7 +108,7 @@ def test_unreachable_stream_fails_fast_with_one_line(capsys):
                  "--timeout", "2", *FAST]) == 2
     assert time.monotonic() - start < 10
     err = capsys.readouterr().err.strip()
-    assert "cannot open as a stream or camera" in err.splitlines()[-1]
+    assert "cannot open as a video stream" in err.splitlines()[-1]
 
 
 def test_camera_that_does_not_exist(capsys):
