@@ -9,10 +9,14 @@ device; outputs stay on that device.
   inference (TorchScript; on a CPU the graph runs on oneDNN, which is what makes the depthwise and
   dilated convolutions of the Lite0 trunks fast).
 - onnxruntime: the folded branches exported to ONNX and run by ONNX Runtime (the `onnx` extra).
+- onnxruntime-int8: the same with the search branch quantised to int8 (siamtrack.quantize); CPU
+  only, opt-in, and the one backend whose boxes differ from eager's: its accuracy is measured
+  (success AUC), not asserted equal.
 """
 from __future__ import annotations
 
 import copy
+import importlib
 import io
 import warnings
 from contextlib import contextmanager
@@ -27,7 +31,8 @@ from .config import TrackConfig
 from .errors import ConfigError
 from .models import SiameseNet
 
-BACKENDS = ("eager", "torch", "onnxruntime")
+EXACT_BACKENDS = ("eager", "torch", "onnxruntime")  # the same boxes, to float rounding
+BACKENDS = (*EXACT_BACKENDS, "onnxruntime-int8")
 DEFAULT_BACKEND = "torch"  # the fastest backend that needs nothing beyond torch
 ONNX_OPSET = 17
 # each exported branch, as <branch>.onnx: its input and output names
@@ -35,6 +40,7 @@ ONNX_NAMES = {"exemplar": ("exemplar", "kernel"), "search": ("search", "features
 # TorchScript's profiling executor specialises a graph over its first calls; run them at build time
 # so that no tracked frame pays for them.
 TORCHSCRIPT_PROFILING_RUNS = 2
+ORT_LOG_ERRORS = 3  # ONNX Runtime's severity levels: 0 verbose, 1 info, 2 warning, 3 error
 
 
 class ExemplarBranch(nn.Module):
@@ -135,7 +141,7 @@ def torch_engine(net: SiameseNet, track: TrackConfig, device: torch.device) -> E
 def import_onnx(module: str):
     """onnx or onnxruntime, or a one-line error naming the extra that installs them."""
     try:
-        return __import__(module)
+        return importlib.import_module(module)
     except ImportError:
         raise ConfigError(f"ONNX export and the onnxruntime backend need the onnx extra "
                           f"({module} is not installed): pip install 'siamtrack[onnx]'") from None
@@ -149,9 +155,8 @@ def export_branch(branch: nn.Module, example: torch.Tensor, names: tuple[str, st
     import_onnx("onnx")
     batch = {0: "batch"}
     with quiet_tracing(), torch.no_grad():
-            torch.onnx.export(branch, (example,), target, input_names=[names[0]], output_names=[names[1]],
-                              dynamic_axes={names[0]: batch, names[1]: batch}, opset_version=ONNX_OPSET,
-                              dynamo=False)
+        torch.onnx.export(branch, (example,), target, input_names=[names[0]], output_names=[names[1]],
+                          dynamic_axes={names[0]: batch, names[1]: batch}, opset_version=ONNX_OPSET, dynamo=False)
 
 
 def export_onnx(net: SiameseNet, track: TrackConfig, out_dir: str | Path) -> dict[str, Path]:
@@ -190,6 +195,7 @@ class OrtBranch(nn.Module):
         options.inter_op_num_threads = 1  # a chain of convolutions: nothing to run side by side
         # idle pool threads would otherwise spin on the cores the head and post-processing run on next
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = ORT_LOG_ERRORS  # not its notes on initialisers the exporter left unused
         self.session = ort.InferenceSession(model, options, providers=[provider])
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
@@ -207,19 +213,27 @@ class OrtBranch(nn.Module):
         return self.output
 
 
-def ort_branch(branch: nn.Module, example: torch.Tensor, names: tuple[str, str], device: torch.device) -> OrtBranch:
-    """`branch` exported to ONNX in memory and loaded into ONNX Runtime on `device`."""
+def onnx_model(branch: nn.Module, example: torch.Tensor, names: tuple[str, str]) -> bytes:
+    """`branch` as an ONNX model in memory."""
     model = io.BytesIO()
     export_branch(branch, example, names, model)
+    return model.getvalue()
+
+
+def onnxruntime_engine(net: SiameseNet, track: TrackConfig, device: torch.device, int8: bool = False) -> Engine:
+    backend = "onnxruntime-int8" if int8 else "onnxruntime"
+    if int8 and device.type != "cpu":
+        raise ConfigError(f"the {backend} backend runs on the CPU only")
+    import_onnx("onnxruntime")
+    branches = cpu_branches(net, track)
+    models = {kind: onnx_model(branch, example, ONNX_NAMES[kind]) for kind, (branch, example) in branches.items()}
+    if int8:
+        from .quantize import calibration_batches, quantize_int8
+        models["search"] = quantize_int8(models["search"], ONNX_NAMES["search"][0], calibration_batches(track))
     with torch.no_grad():
-        output_shape = branch(example).shape
-    return OrtBranch(model.getvalue(), output_shape, device)
-
-
-def onnxruntime_engine(net: SiameseNet, track: TrackConfig, device: torch.device) -> Engine:
-    branches = {kind: ort_branch(branch, example, ONNX_NAMES[kind], device)
-                for kind, (branch, example) in cpu_branches(net, track).items()}
-    return Engine("onnxruntime", branches["exemplar"], branches["search"], net.head)
+        runners = {kind: OrtBranch(models[kind], branch(example).shape, device)
+                   for kind, (branch, example) in branches.items()}
+    return Engine(backend, runners["exemplar"], runners["search"], net.head)
 
 
 def build_engine(net: SiameseNet, backend: str, track: TrackConfig, device: torch.device) -> Engine:
@@ -228,6 +242,6 @@ def build_engine(net: SiameseNet, backend: str, track: TrackConfig, device: torc
         return eager_engine(net)
     if backend == "torch":
         return torch_engine(net, track, device)
-    if backend == "onnxruntime":
-        return onnxruntime_engine(net, track, device)
+    if backend in ("onnxruntime", "onnxruntime-int8"):
+        return onnxruntime_engine(net, track, device, int8=backend == "onnxruntime-int8")
     raise ConfigError(f"unknown backend '{backend}' (known: {', '.join(BACKENDS)})")

@@ -1,9 +1,10 @@
-import builtins
+import sys
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from got10k.utils.metrics import rect_iou
 from PIL import Image
 
 from conftest import OTB_MINI, require
@@ -11,7 +12,7 @@ from siamtrack import SiamFCTracker
 from siamtrack.cli import main
 from siamtrack.config import ModelConfig, TrackConfig
 from siamtrack.datasets import load_otb
-from siamtrack.engines import BACKENDS, build_engine, example_inputs, export_onnx, fold_batchnorm
+from siamtrack.engines import EXACT_BACKENDS, build_engine, example_inputs, export_onnx, fold_batchnorm
 from siamtrack.errors import ConfigError
 from siamtrack.models import SiameseNet
 from siamtrack.synthetic import make_clip
@@ -20,11 +21,12 @@ from siamtrack.tracker import BicubicUpsampler, track_frames
 BOX_TOLERANCE_PX = 0.01
 OTB_FRAMES = 30
 SYNTHETIC_FRAMES = 30
-FAST_BACKENDS = [b for b in BACKENDS if b != "eager"]
+FAST_BACKENDS = [b for b in EXACT_BACKENDS if b != "eager"]
+MIN_IOU = 0.6
 
 
 def needs(backend: str) -> None:
-    if backend == "onnxruntime":
+    if backend.startswith("onnxruntime"):
         pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
 
 
@@ -78,8 +80,8 @@ def test_matrix_upsampling_equals_interpolate():
     assert torch.allclose(BicubicUpsampler(3, 25, 400, torch.device("cpu"))(responses), expected, atol=1e-5)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_every_backend_embeds_like_the_network(random_net, backend):
+@pytest.mark.parametrize("backend", EXACT_BACKENDS)
+def test_every_exact_backend_embeds_like_the_network(random_net, backend):
     needs(backend)
     track = TrackConfig()
     engine = build_engine(random_net, backend, track, torch.device("cpu"))
@@ -106,20 +108,24 @@ def test_backends_give_the_eager_boxes_on_a_real_sequence(backend):
     assert_same_boxes("siamfc_lite0", backend, frames, sequence.boxes[0])
 
 
+def test_int8_tracks_the_synthetic_target(clip):
+    needs("onnxruntime-int8")
+    tracker = SiamFCTracker("siamfc_lite0_fast", device="cpu", backend="onnxruntime-int8")
+    assert rect_iou(boxes(tracker, clip.frames, clip.boxes[0])[1:], clip.boxes[1:]).mean() > MIN_IOU
+
+
+def test_int8_is_cpu_only(random_net):
+    with pytest.raises(ConfigError, match="CPU only"):
+        build_engine(random_net, "onnxruntime-int8", TrackConfig(), torch.device("cuda"))
+
+
 def test_unknown_backend_is_a_config_error(random_net):
     with pytest.raises(ConfigError, match="unknown backend 'tensorrt'"):
         build_engine(random_net, "tensorrt", TrackConfig(), torch.device("cpu"))
 
 
 def test_missing_onnxruntime_is_one_clear_error(random_net, monkeypatch):
-    real_import = builtins.__import__
-
-    def no_onnxruntime(name, *args, **kwargs):
-        if name == "onnxruntime":
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_onnxruntime)
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # what an import finds when the package is absent
     with pytest.raises(ConfigError, match=r"pip install 'siamtrack\[onnx\]'"):
         build_engine(random_net, "onnxruntime", TrackConfig(), torch.device("cpu"))
 

@@ -1,0 +1,52 @@
+"""int8 search branch for the onnxruntime-int8 backend: static quantisation, calibrated on the synthetic clip.
+
+Weights become int8 per output channel and activations uint8 per tensor, with the ranges seen on
+search crops of the synthetic clip around its true boxes: no data to download, and the ranges follow
+whichever weights are loaded. ONNX Runtime then runs the convolutions on its int8 kernels. The boxes
+are no longer exactly the float ones, so this backend is opt-in and its accuracy is measured
+(success AUC), not asserted equal.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from .config import TrackConfig
+from .crops import context_size, crop_and_resize
+from .synthetic import make_clip
+
+
+def calibration_batches(track: TrackConfig) -> Iterator[np.ndarray]:
+    """One float NCHW search crop per synthetic frame, centred on the true box at the side the tracker crops."""
+    clip = make_clip(num_frames=track.int8_calibration_frames)
+    crop = np.empty((track.search_size, track.search_size, 3), np.uint8)
+    for frame, (x, y, w, h) in zip(clip.frames, clip.boxes):
+        side = context_size(w, h, track.context) * track.search_size / track.exemplar_size
+        border = tuple(float(c) for c in frame.reshape(-1, 3).mean(axis=0))
+        crop_and_resize(frame, x + w / 2, y + h / 2, side, track.search_size, border, out=crop)
+        yield crop.transpose(2, 0, 1)[None].astype(np.float32)
+
+
+def quantize_int8(model: bytes, input_name: str, batches: Iterable[np.ndarray]) -> bytes:
+    """The ONNX `model` quantised to int8 (QDQ), its activation ranges the min/max seen on `batches`."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Batches(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter(batches)
+
+        def get_next(self) -> dict | None:
+            batch = next(self.batches, None)
+            return None if batch is None else {input_name: batch}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        source, prepared, target = (Path(tmp) / name for name in ("float32.onnx", "prepared.onnx", "int8.onnx"))
+        source.write_bytes(model)
+        quant_pre_process(source, prepared)  # shapes inferred and the graph tidied, as the quantiser expects
+        quantize_static(prepared, target, Batches(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
+        return target.read_bytes()
