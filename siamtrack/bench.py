@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import torch
 
+from .baselines import OPENCV_TRACKERS
 from .config import load_config, resolve_weights_path, shipped_dir
 from .engines import DEFAULT_BACKEND
 from .synthetic import make_clip
@@ -25,11 +26,6 @@ from .tracker import SiamFCTracker, resolve_device
 SIAMFC_STAGES = ("crop", "backbone", "xcorr", "post")  # post: upsampling, scale and peak search, box
 STAGES = ("decode", *SIAMFC_STAGES, "total")  # total: the tracking, decode excluded
 PERCENTILE = 90
-OPENCV_TRACKERS: dict[str, Callable] = {
-    "kcf": cv2.TrackerKCF.create,
-    "csrt": cv2.TrackerCSRT.create,
-    "mil": cv2.TrackerMIL.create,
-}
 REFERENCE_BASELINE = "csrt"
 VIDEO_FPS = 30.0
 REFERENCE_BACKEND = "eager"

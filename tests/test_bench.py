@@ -44,4 +44,4 @@ def test_bench_command_prints_the_table_and_writes_json(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "siamfc_alexnet" in printed and "kcf" in printed and "mil" in printed
     rows = json.loads(out.read_text())["rows"]
-    assert [r["tracker"] for r in rows] == ["siamfc_alexnet", "kcf", "csrt", "mil"]
+    assert [r["tracker"] for r in rows] == ["siamfc_alexnet", "csrt", "kcf", "mil"]

@@ -481,6 +481,22 @@ def test_training_on_a_sequence_with_a_frame_missing_names_the_ground_truth(clip
     assert f"{sequence / 'groundtruth_rect.txt'}: 5 lines for 4 frames" in one_line_error(capsys)
 
 
+def test_training_on_damaged_frames_names_the_file_in_one_line(clip, tmp_path, capsys):
+    """Frames are read by DataLoader workers, which re-raise the error with their traceback in it."""
+    for name in ("walk", "run"):
+        folder = write_frames(tmp_path / "data" / name / "img", clip.frames[:4])
+        np.savetxt(folder.parent / "groundtruth_rect.txt", clip.boxes[:4] + [1, 1, 0, 0], fmt="%g", delimiter=",")
+        for frame in folder.iterdir():
+            frame.write_bytes(frame.read_bytes()[:300])
+    small = ["train.pairs_per_epoch=2", "train.batch_size=2", "train.num_workers=1", "train.val_fraction=0",
+             "track.exemplar_size=95", "track.search_size=175"]
+    argv = ["train", "--config", "siamfc_alexnet", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "out"),
+            "--quiet", *(arg for override in small for arg in ("--set", override))]
+    assert main(argv) == 2
+    assert re.fullmatch(rf"siamtrack: error: {re.escape(str(tmp_path))}/data/\w+/img/\d+\.png: cannot read the image",
+                        one_line_error(capsys))
+
+
 # --- 3. interruptions
 
 @pytest.fixture(scope="module")

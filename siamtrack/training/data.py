@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..datasets import Sequence
+from ..errors import SiamtrackError
 from .pairs import pair_sources, sample_pair
 from .transforms import PairTransform, read_rgb
 
@@ -30,3 +31,10 @@ class PairDataset(Dataset):
         rng = np.random.default_rng([*self.key, index])
         seq, i, j = sample_pair(self.sources, self.max_gap, rng)
         return self.transform(read_rgb(seq.frames[i]), seq.boxes[i], read_rgb(seq.frames[j]), seq.boxes[j], rng)
+
+
+def worker_error(exc: SiamtrackError) -> SiamtrackError:
+    """A siamtrack error as it reads once raised in a DataLoader worker: torch re-raises it in the main
+    process with the worker's traceback in its message, whose last line is `module.Type: message`."""
+    lines = str(exc).strip().splitlines()
+    return type(exc)(lines[-1].split(": ", 1)[-1]) if len(lines) > 1 else exc

@@ -20,10 +20,10 @@ from tqdm import tqdm
 from ..checkpoint import load_checkpoint, save_atomic
 from ..config import Config, config_from_dict, load_config
 from ..datasets import Sequence, load_many
-from ..errors import ConfigError
+from ..errors import ConfigError, SiamtrackError
 from ..models import SiameseNet
 from ..tracker import resolve_device
-from .data import PairDataset
+from .data import PairDataset, worker_error
 from .distributed import DistEnv
 from .losses import PairLoss
 from .metrics import MetricsLog, plot_curves
@@ -234,5 +234,7 @@ def train(cfg: Config, data: list[str | Path], out: str | Path, resume: bool = F
     env = DistEnv.from_env(dev)
     try:
         return Trainer(cfg, [Path(d) for d in data], Path(out), resume, dev, env, progress).run()
+    except SiamtrackError as exc:  # e.g. a damaged frame met by a data worker: one line, naming the file
+        raise worker_error(exc) from None
     finally:
         env.close()
