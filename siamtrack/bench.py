@@ -79,7 +79,7 @@ class TimedSiamFC:
         stamps.append(self.now())
         features = tracker.net.embed_search(crops)
         stamps.append(self.now())
-        responses = tracker.net.head(tracker.kernel, features)
+        responses = tracker.respond(features)
         stamps.append(self.now())
         self.row.boxes.append(tracker.step(responses))
         stamps.append(self.now())

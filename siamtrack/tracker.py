@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -92,6 +93,26 @@ def build_net(config: str | Path | Config | None,
     if ckpt is not None:
         load_weights(net, ckpt, weights)
     return cfg, net, Path(weights) if weights else None
+
+
+# torch can change its thread count between calls on its OpenMP backend (that of the usual builds)
+_OPENMP = "parallel backend: OpenMP" in torch.__config__.parallel_info()
+
+
+@contextmanager
+def one_cpu_thread(device: torch.device) -> Iterator[None]:
+    """torch on one CPU thread for the duration: for the head and the peak search, whose maps are too
+    small to gain from more, while a thread team's synchronisation costs far more than their work
+    once other processes hold the cores (ten times more on a loaded 2-core machine)."""
+    if device.type != "cpu" or not _OPENMP:
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 class CropBatch:
@@ -201,7 +222,7 @@ class SiamFCTracker(Tracker):
     def update(self, image) -> np.ndarray:
         frame = self._checked_frame(image)
         features = self.net.embed_search(self.search_crops(frame))
-        return self.step(self.net.head(self.kernel, features))
+        return self.step(self.respond(features))
 
     def _checked_frame(self, image) -> np.ndarray:
         """The frame as RGB, of the size init saw: the box and its limits are in that frame's pixels."""
@@ -224,10 +245,16 @@ class SiamFCTracker(Tracker):
             crop_and_resize(frame, *self.center, side * factor, t.search_size, self.border, out=crop)
         return self._search_crops.upload()
 
+    def respond(self, features: torch.Tensor) -> torch.Tensor:
+        """The response maps: the search features cross-correlated with the exemplar's."""
+        with one_cpu_thread(self.device):
+            return self.net.head(self.kernel, features)
+
     def step(self, responses: torch.Tensor) -> np.ndarray:
         """Move and rescale the target from the responses of the scale pyramid; the new box."""
         t = self.cfg.track
-        scale_id, loc, score = self._locate_peak(responses)
+        with one_cpu_thread(self.device):
+            scale_id, loc, score = self._locate_peak(responses)
         displacement = (np.array([loc % self.upscale_size, loc // self.upscale_size])
                         - (self.upscale_size - 1) / 2) * t.total_stride / t.response_up
         search_side = self.base_search * self.scale * self.scale_factors[scale_id]

@@ -151,3 +151,12 @@ def test_export_command_writes_both_branches(tmp_path, capsys):
     assert main(["export", "--format", "onnx", "--config", "siamfc_lite0_fast", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "exemplar.onnx").is_file() and (tmp_path / "search.onnx").is_file()
     assert "opset 17" in capsys.readouterr().out
+
+
+def test_head_and_peak_search_run_on_one_thread_and_restore_the_count(clip):
+    tracker = SiamFCTracker("siamfc_lite0_fast", device="cpu", backend="eager")
+    seen = []
+    tracker.net.head.register_forward_hook(lambda *_: seen.append(torch.get_num_threads()))
+    threads = torch.get_num_threads()
+    boxes(tracker, clip.frames[:3], clip.boxes[0])
+    assert seen == [1, 1] and torch.get_num_threads() == threads
