@@ -6,6 +6,7 @@ the same load on a shared machine: the ratios between them are the robust figure
 """
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -148,6 +149,7 @@ class BenchReport:
     size: tuple[int, int]
     threads: int
     device: str
+    load: list[float | None]  # the 1-minute load average as the run started and as it ended
 
     def row(self, tracker: str, backend: str) -> Row | None:
         return next((r for r in self.rows if r.tracker == tracker and r.backend == backend), None)
@@ -166,7 +168,7 @@ class BenchReport:
         baseline = self.row(REFERENCE_BASELINE, "opencv")
         return {
             "date": date.today().isoformat(), "frames": self.frames, "size": list(self.size),
-            "threads": self.threads, "device": self.device,
+            "threads": self.threads, "device": self.device, "load": self.load,
             "torch": torch.__version__, "opencv": cv2.__version__,
             "rows": [{"tracker": r.tracker, "backend": r.backend, "note": r.note,
                       "ms": {s: r.stat(s) for s in STAGES}, "fps": r.fps,
@@ -176,10 +178,16 @@ class BenchReport:
         }
 
 
+def load_average() -> float | None:
+    """The 1-minute load average (None where the system keeps none): how busy the machine was."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+
+
 def run_bench(configs: list[str] | None = None, backends: list[str] = (DEFAULT_BACKEND,), weights: str | None = None,
               device: str = "auto", threads: int | None = None, frames: int | None = None,
               baselines: list[str] = tuple(OPENCV_TRACKERS)) -> BenchReport:
     """Time each config on each backend (and always on eager, the reference) beside OpenCV's trackers."""
+    load = [load_average()]
     device = str(resolve_device(device))
     if threads:
         torch.set_num_threads(threads)
@@ -206,13 +214,16 @@ def run_bench(configs: list[str] | None = None, backends: list[str] = (DEFAULT_B
     for row in rows:
         row.times["decode"] = decode_ms  # one decode per frame, shared by every tracker
     height, width = clip.frames[0].shape[:2]
-    return BenchReport(rows, len(clip.frames), (width, height), torch.get_num_threads(), device)
+    load.append(load_average())
+    return BenchReport(rows, len(clip.frames), (width, height), torch.get_num_threads(), device, load)
 
 
 def format_report(report: dict) -> str:
     """The report of BenchReport.to_dict() as a text table: median / p90 ms per stage, fps and ratios."""
     head = (f"siamtrack bench, {report['date']}: {report['frames']} frames {report['size'][0]}x{report['size'][1]}, "
-            f"{report['threads']} threads, {report['device']}, torch {report['torch']}, opencv {report['opencv']}\n"
+            f"{report['threads']} threads, {report['device']}, torch {report['torch']}, opencv {report['opencv']}"
+            + (f", load average {report['load'][0]:.1f} -> {report['load'][1]:.1f}" if None not in report["load"] else "")
+            + "\n"
             f"ms per frame as median/p90; fps = 1000 / median total (tracking only, decode excluded)\n")
     ratio_keys = [k for k in report["rows"][0] if k.startswith("vs_")] if report["rows"] else []
     header = ["tracker", "backend", *STAGES, "fps", *(k.replace("vs_", "x ") for k in ratio_keys), "box shift px", "note"]

@@ -26,7 +26,7 @@ def test_every_stage_of_every_frame_is_timed(report):
 def test_report_has_ratios_to_csrt_and_eager(report):
     data = report.to_dict()
     siamfc, csrt = data["rows"]
-    assert data["size"] == [640, 360] and data["frames"] == FRAMES
+    assert data["size"] == [640, 360] and data["frames"] == FRAMES and len(data["load"]) == 2
     assert siamfc["vs_eager"] == 1.0 and csrt["vs_csrt"] == 1.0 and csrt["vs_eager"] is None
     assert siamfc["box_shift_px"] == 0.0 and siamfc["ms"]["backbone"]["p90"] >= siamfc["ms"]["backbone"]["median"]
     table = format_report(data)
