@@ -320,9 +320,12 @@ def cmd_vot(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     import json
+    from .baselines import MISSING_TRACKERS
     from .bench import format_report, run_bench
     report = run_bench(args.config, args.backend, args.weights, args.device, args.threads, args.frames).to_dict()
     print(format_report(report))
+    if MISSING_TRACKERS:
+        print(f"not timed: {', '.join(MISSING_TRACKERS)} (this OpenCV build lacks them; opencv-contrib-python has them)")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
         print(f"wrote {args.json}")

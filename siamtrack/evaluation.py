@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from got10k.trackers import Tracker
 
-from .baselines import OPENCV_TRACKERS, OpenCVTracker
+from .baselines import MISSING_TRACKERS, OPENCV_TRACKERS, OpenCVTracker
 from .benchmarks import Benchmark, EvaluationError, open_benchmark, quiet
 from .config import load_config, resolve_config_path
 from .errors import ConfigError
@@ -76,6 +76,9 @@ def resolve_trackers(names: Iterable[str]) -> tuple[list[str], tuple[tuple[str, 
     """
     labels, models = [], []
     for name in names:
+        if name in MISSING_TRACKERS:
+            raise EvaluationError(f"OpenCV's {name.upper()} tracker is not in this OpenCV build "
+                                  "(install opencv-contrib-python instead of opencv-python)")
         if name not in TRACKERS:
             try:
                 label = resolve_config_path(name).stem

@@ -435,13 +435,14 @@ def nan_weights(source: Path, path: Path) -> None:
     torch.save(ckpt, path)
 
 
+UNREADABLE = "not a readable checkpoint (truncated, or not a PyTorch file)"
+
+
 @pytest.mark.parametrize("damage, message", [
-    (lambda src, dst: dst.write_bytes(src.read_bytes()[:len(src.read_bytes()) // 2]),
-     "not a readable checkpoint (truncated, or not a PyTorch file)"),
-    (lambda src, dst: dst.write_bytes(np.random.default_rng(0).bytes(5000)),
-     "not a readable checkpoint (truncated, or not a PyTorch file)"),
-    (lambda src, dst: dst.write_text("weights"), "not a readable checkpoint (truncated, or not a PyTorch file)"),
-    (lambda src, dst: dst.write_bytes(b""), "not a readable checkpoint (truncated, or not a PyTorch file)"),
+    (lambda src, dst: dst.write_bytes(src.read_bytes()[:len(src.read_bytes()) // 2]), UNREADABLE),
+    (lambda src, dst: dst.write_bytes(np.random.default_rng(0).bytes(5000)), UNREADABLE),
+    (lambda src, dst: dst.write_text("weights"), UNREADABLE),
+    (lambda src, dst: dst.write_bytes(b""), UNREADABLE),
     (lambda src, dst: torch.save([1, 2], dst), "not a siamtrack checkpoint (no 'model' entry)"),
     (nan_weights, "holds NaN or inf"),
     (lambda src, dst: dst.write_bytes((REPO / "weights" / "siamfc_lite0.pt").read_bytes()),
