@@ -13,6 +13,7 @@ import torch
 from tqdm import tqdm
 
 from .draw import GREEN, RED, draw_box, draw_caption
+from .engines import BACKENDS, DEFAULT_BACKEND
 from .errors import BoxError, SiamtrackError, SourceError
 from .sources import open_source
 from .synthetic import make_clip
@@ -70,12 +71,19 @@ def parse_bbox(text: str) -> tuple[float, float, float, float]:
     return values
 
 
+def add_backend_arg(parser: argparse.ArgumentParser, help_prefix: str = "") -> None:
+    parser.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
+                        help=f"{help_prefix}inference backend (default: {DEFAULT_BACKEND}); all but "
+                             "onnxruntime-int8 give the same boxes, the onnxruntime ones need the onnx extra")
+
+
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="shipped config name or YAML path (default: the default model)")
     parser.add_argument("--weights", help="checkpoint path (default: the weights the config names)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. track.window_influence=0.2 (repeatable)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    add_backend_arg(parser)
     parser.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's choice)")
 
 
@@ -86,7 +94,7 @@ def make_tracker(args: argparse.Namespace) -> SiamFCTracker:
     config = args.config
     if args.overrides:
         config = load_config(args.config, args.overrides)
-    return SiamFCTracker(config, args.weights, device=args.device)
+    return SiamFCTracker(config, args.weights, device=args.device, backend=args.backend)
 
 
 def select_box(frame_rgb: np.ndarray) -> tuple[float, float, float, float]:
@@ -303,7 +311,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluation import SiamOptions, evaluate
     from .report import overall_table
     trackers = [name.strip() for name in args.trackers.split(",") if name.strip()]
-    options = SiamOptions(args.config, args.weights, tuple(args.overrides), args.device)
+    options = SiamOptions(args.config, args.weights, tuple(args.overrides), args.device, args.backend)
     summary = evaluate(args.dataset, args.root, trackers, args.out or f"eval_{args.dataset}", options,
                        workers=args.workers, threads=args.threads, resume=args.resume,
                        progress=lambda jobs, total: tqdm(jobs, total=total, unit="seq", disable=args.quiet))
@@ -398,11 +406,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                           help="siamtrack: override a config value (repeatable)")
     evaluate.add_argument("--device", default="auto", help="siamtrack: auto, cpu or cuda")
+    add_backend_arg(evaluate, "siamtrack models: ")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=cmd_eval)
 
     from .bench import OPENCV_TRACKERS, shipped_configs
-    from .engines import BACKENDS, DEFAULT_BACKEND
     bench = sub.add_parser("bench", help="time each model per stage beside OpenCV's trackers "
                                          f"({', '.join(OPENCV_TRACKERS)}) on the same clip")
     bench.add_argument("--config", nargs="+", help=f"configs to time (default: all shipped: {', '.join(shipped_configs())})")

@@ -32,6 +32,7 @@ from got10k.trackers import Tracker
 from .baselines import MISSING_TRACKERS, OPENCV_TRACKERS, OpenCVTracker
 from .benchmarks import Benchmark, EvaluationError, open_benchmark, quiet
 from .config import load_config, resolve_config_path
+from .engines import DEFAULT_BACKEND
 from .errors import ConfigError
 from .metrics import Curves, mean_curves, sequence_curves
 from .report import Summary, write_summary
@@ -47,22 +48,25 @@ class SiamOptions:
 
     `config`, `weights` and `overrides` make the tracker named `siamtrack`; `models` maps each other
     siamtrack label to its config (a shipped name or a YAML path, with the weights it names).
+    `device` and `backend` (siamtrack.engines) apply to every siamtrack model.
     """
     config: str | None = None
     weights: str | None = None
     overrides: tuple[str, ...] = ()
     device: str = "cpu"
+    backend: str = DEFAULT_BACKEND
     models: tuple[tuple[str, str], ...] = ()
 
 
 def make_tracker(name: str, options: SiamOptions = SiamOptions()) -> Tracker:
     from .tracker import SiamFCTracker
     models = dict(options.models)
+    siam = {"device": options.device, "backend": options.backend, "name": name}
     if name == "siamtrack":
         config = load_config(options.config, options.overrides) if options.overrides else options.config
-        return SiamFCTracker(config, options.weights, device=options.device, name=name)
+        return SiamFCTracker(config, options.weights, **siam)
     if name in models:
-        return SiamFCTracker(models[name], device=options.device, name=name)
+        return SiamFCTracker(models[name], **siam)
     if name in OPENCV_TRACKERS:
         return OpenCVTracker(name)
     raise EvaluationError(f"unknown tracker '{name}' (choose from {', '.join(TRACKERS)})")

@@ -1,13 +1,18 @@
+import sys
+
 import numpy as np
 import pytest
 from got10k.utils.metrics import rect_iou
 from PIL import Image
 
 from conftest import OTB_MINI, count_frames, require, write_video
+from siamtrack import cli
 from siamtrack.cli import main
+from siamtrack.engines import DEFAULT_BACKEND
 from siamtrack.synthetic import make_clip
 
 FAST = ["--config", "siamfc_lite0_fast", "--threads", "2"]
+FILE_ROUNDING_PX = 0.01  # the boxes file's resolution: runs within 1e-3 px may print one step apart
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +74,39 @@ def test_not_a_video_file(tmp_path, capsys):
     junk.write_text("this is not a video")
     assert main(["run", str(junk), "--bbox", "1,2,3,4", *FAST]) == 2
     assert "notes.mp4" in capsys.readouterr().err
+
+
+@pytest.fixture
+def built_backends(monkeypatch) -> list[str]:
+    """The backend of each tracker the command builds, in order."""
+    built, real = [], cli.SiamFCTracker
+
+    def spy(*args, **kwargs):
+        tracker = real(*args, **kwargs)
+        built.append(tracker.net.backend)
+        return tracker
+
+    monkeypatch.setattr(cli, "SiamFCTracker", spy)
+    return built
+
+
+def test_run_backend_option_builds_that_backend_with_the_same_boxes(video, clip, tmp_path, built_backends):
+    bbox = ",".join(str(v) for v in clip.boxes[0])
+    runs = {backend: tmp_path / f"{backend}.txt" for backend in ("eager", None)}
+    for backend, boxes in runs.items():
+        chosen = ["--backend", backend] if backend else []
+        assert main(["run", str(video), "--bbox", bbox, "--boxes", str(boxes), "--quiet", *chosen, *FAST]) == 0
+    assert built_backends == ["eager", DEFAULT_BACKEND] and DEFAULT_BACKEND != "eager"
+    eager, default = (read_boxes(path) for path in runs.values())
+    assert eager.shape == default.shape == (len(clip.frames), 6)
+    assert np.abs(eager[:, 1:5] - default[:, 1:5]).max() <= FILE_ROUNDING_PX + 1e-9
+
+
+def test_onnxruntime_backend_without_onnxruntime_is_a_one_line_error(video, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # what an import finds when the package is absent
+    assert main(["run", str(video), "--bbox", "1,2,30,40", "--backend", "onnxruntime", *FAST]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "pip install 'siamtrack[onnx]'" in err and len(err.splitlines()) == 1, err
 
 
 def test_demo_tracks_well_with_the_default_weights(tmp_path, capsys):

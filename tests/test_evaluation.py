@@ -340,6 +340,23 @@ def test_cli_eval_prints_the_table_and_resumes_only_when_asked(otb, tmp_path, ca
     assert main(args + ["--resume"]) == 0
 
 
+def test_cli_eval_backend_reaches_every_siamtrack_model(otb, tmp_path, monkeypatch):
+    from siamtrack import evaluation
+    from siamtrack.cli import main
+    built, real = [], evaluation.make_tracker
+
+    def spy(name, options):
+        tracker = real(name, options)
+        built.append((name, tracker.net.backend))
+        return tracker
+
+    monkeypatch.setattr(evaluation, "make_tracker", spy)
+    assert main(["eval", "--dataset", "otb", "--root", str(otb), "--trackers", "siamtrack,siamfc_lite0_fast",
+                 "--config", "siamfc_lite0_fast", "--backend", "eager", "--out", str(tmp_path / "out"),
+                 "--quiet"]) == 0
+    assert set(built) == {("siamtrack", "eager"), ("siamfc_lite0_fast", "eager")}
+
+
 @pytest.mark.parametrize("dataset", ["otb", "got10k", "vot"])
 def test_tools_scripts_run_the_same_evaluation(otb, tmp_path, dataset):
     roots = {"otb": lambda: otb, "got10k": lambda: write_got10k_val(otb, tmp_path / "got10k"),

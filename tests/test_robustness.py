@@ -268,6 +268,7 @@ def test_a_box_partly_outside_the_frame_is_tracked_and_kept_in_it(clip, tmp_path
     (["--threads", "0"], "argument --threads: must be a whole number >= 1, got '0'"),
     (["--timeout", "-1"], "the stream timeout must be > 0 seconds"),
     (["--device", "gpu"], "unknown device 'gpu'"),
+    (["--backend", "tensorrt"], "argument --backend: invalid choice: 'tensorrt'"),
     (["--set", "track.scale_num=0"], "config key 'track.scale_num' must be > 0, got 0"),
     (["--set", "track.window_influence=.nan"], "'track.window_influence' must be a finite number"),
     (["--no-such-option"], "unrecognized arguments: --no-such-option"),
