@@ -4,6 +4,7 @@ import torch.nn.functional as F
 
 from siamtrack.config import ModelConfig
 from siamtrack.models import SiameseNet, XCorr, build_backbone
+from siamtrack.models.head import correlate_one
 from siamtrack.errors import ConfigError
 
 
@@ -37,6 +38,26 @@ def test_one_exemplar_against_many_search_crops():
     out = XCorr(1.0)(z, x)
     for i in range(3):
         assert torch.allclose(out[i], F.conv2d(x[i:i + 1], z)[0], atol=1e-5)
+
+
+# the tracker's single exemplar against its 3 scales: Lite0 fast and Lite0 (8x8 on 32x32), AlexNet (6x6 on 22x22)
+TRACKER_XCORR_SHAPES = [(40, 8, 32), (112, 8, 32), (256, 6, 22)]
+
+
+def assert_same_map(got: torch.Tensor, expected: torch.Tensor) -> None:
+    assert got.shape == expected.shape
+    assert torch.allclose(got, expected, rtol=1e-4, atol=1e-5 * expected.abs().max().item())
+
+
+@pytest.mark.parametrize("channels, kernel, search", TRACKER_XCORR_SHAPES)
+def test_fast_single_exemplar_correlation_equals_conv2d(channels, kernel, search):
+    torch.manual_seed(channels)
+    z, x = torch.randn(1, channels, kernel, kernel), torch.randn(3, channels, search, search)
+    assert_same_map(correlate_one(x, z), F.conv2d(x, z))
+    assert_same_map(XCorr(0.001)(z, x), 0.001 * F.conv2d(x, z))
+    zn = (z - z.mean()) / (z - z.mean()).norm()
+    energy = F.conv2d(x * x, torch.ones_like(z)).sqrt()
+    assert_same_map(XCorr(0.001, normalized=True)(z, x), 0.001 * F.conv2d(x, zn) / energy)
 
 
 def test_shared_and_pseudo_siamese():

@@ -4,6 +4,17 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def correlate_one(x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """F.conv2d(x, z) for a single kernel z (1 x C x h x w): N x 1 x H' x W'.
+
+    On a CPU a convolution with one output channel misses the fast kernels; a depthwise convolution
+    (each channel of z its own kernel) summed over the channels gives the same map about five times
+    faster at the tracker's sizes (C 40-256, 6x6 or 8x8 against 3 x 22x22 or 32x32).
+    """
+    c = z.shape[1]
+    return F.conv2d(x, z.reshape(c, 1, z.shape[2], z.shape[3]), groups=c).sum(dim=1, keepdim=True)
+
+
 class XCorr(nn.Module):
     """Response = out_scale * (z ⋆ x), one grouped convolution for the whole batch.
 
@@ -24,7 +35,9 @@ class XCorr(nn.Module):
             z = z / z.flatten(1).norm(dim=1).clamp_min(1e-6)[:, None, None, None]
         nz, c, hz, wz = z.shape
         nx = x.shape[0]
-        if nz == 1:
+        if nz == 1 and x.device.type == "cpu":  # timed on CPUs only: a GPU keeps cuDNN's convolution
+            out = correlate_one(x, z)
+        elif nz == 1:
             out = F.conv2d(x, z)
         else:
             out = F.conv2d(x.reshape(1, nx * c, x.shape[2], x.shape[3]), z, groups=nz)
