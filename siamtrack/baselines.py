@@ -11,6 +11,7 @@ BASELINES = {"csrt": "TrackerCSRT", "kcf": "TrackerKCF", "mil": "TrackerMIL"}
 # CSRT and KCF live in opencv-contrib; a plain OpenCV build (opencv-python-headless) lacks them
 OPENCV_TRACKERS = {name: getattr(cv2, cls).create for name, cls in BASELINES.items() if hasattr(cv2, cls)}
 MISSING_TRACKERS = tuple(name for name in BASELINES if name not in OPENCV_TRACKERS)
+TRACKERS = ("siamtrack",) + tuple(OPENCV_TRACKERS)  # the tracker names siamtrack.evaluation runs
 # MIL draws its training samples at random from an RNG that OpenCV lets no caller seed: runs differ.
 NON_DETERMINISTIC = frozenset({"mil"})
 

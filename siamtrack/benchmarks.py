@@ -30,11 +30,10 @@ from got10k.experiments import (ExperimentDTB70, ExperimentGOT10k, ExperimentNfS
 from got10k.trackers import Tracker
 from got10k.utils.metrics import poly_iou
 
-from .datasets import detect_layout, load_sequences
+from .datasets import DATASETS, detect_layout, load_sequences
 from .errors import SiamtrackError
 from .metrics import IOU_THRESHOLDS, PIXEL_THRESHOLDS
 
-DATASETS = ("otb", "got10k", "vot", "uav123", "dtb70", "tcolor128", "nfs")
 ONE_BASED = {"otb": True, "uav123": True, "dtb70": True, "tcolor128": True, "vot": True,
              "got10k": False, "nfs": False}
 NFS_FPS = 30           # NfS ships 240 and 30 fps versions; trackers are usually compared on 30

@@ -389,8 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
 
-    from .benchmarks import DATASETS
-    from .evaluation import TRACKERS
+    from .baselines import TRACKERS
+    from .datasets import DATASETS
     evaluate = sub.add_parser("eval", help="score trackers on a benchmark folder (got10k toolkit)")
     evaluate.add_argument("--dataset", required=True, choices=DATASETS)
     evaluate.add_argument("--root", required=True, metavar="DIR", help="the benchmark's folder")

@@ -15,6 +15,9 @@ import numpy as np
 
 from .errors import SourceError
 
+# the benchmarks `siamtrack eval` scores (siamtrack.benchmarks): here, so that the command line can
+# list them without importing got10k's experiments
+DATASETS = ("otb", "got10k", "vot", "uav123", "dtb70", "tcolor128", "nfs")
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 OTB_GT_GLOB = "groundtruth_rect*.txt"
 GOT10K_SPLITS = ("train", "val")

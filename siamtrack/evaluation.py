@@ -29,15 +29,13 @@ import numpy as np
 import torch
 from got10k.trackers import Tracker
 
-from .baselines import MISSING_TRACKERS, OPENCV_TRACKERS, OpenCVTracker
+from .baselines import MISSING_TRACKERS, OPENCV_TRACKERS, TRACKERS, OpenCVTracker
 from .benchmarks import Benchmark, EvaluationError, open_benchmark, quiet
 from .config import load_config, resolve_config_path
 from .engines import DEFAULT_BACKEND
 from .errors import ConfigError
 from .metrics import Curves, mean_curves, sequence_curves
 from .report import Summary, write_summary
-
-TRACKERS = ("siamtrack",) + tuple(OPENCV_TRACKERS)
 
 
 # --- trackers

@@ -1,3 +1,4 @@
+import subprocess
 import sys
 
 import numpy as np
@@ -107,6 +108,15 @@ def test_onnxruntime_backend_without_onnxruntime_is_a_one_line_error(video, caps
     assert main(["run", str(video), "--bbox", "1,2,30,40", "--backend", "onnxruntime", *FAST]) == 2
     err = capsys.readouterr().err.strip()
     assert "pip install 'siamtrack[onnx]'" in err and len(err.splitlines()) == 1, err
+
+
+def test_the_parser_and_run_leave_the_benchmark_toolkit_unimported():
+    """got10k's experiments load only for `siamtrack eval`, not to build the parser or for a run."""
+    code = ("import sys; from siamtrack.cli import build_parser; build_parser().parse_args(['run', 'clip.mp4']); "
+            "print(*(m for m in sys.modules if m.startswith(('got10k.experiments', 'got10k.datasets', "
+            "'siamtrack.benchmarks', 'siamtrack.evaluation'))))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.split() == []
 
 
 def test_demo_tracks_well_with_the_default_weights(tmp_path, capsys):
