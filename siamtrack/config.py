@@ -132,7 +132,22 @@ def resolve_config_path(name_or_path: str | Path) -> Path:
     return shipped
 
 
+def _number_from_text(value: Any, typ: type) -> Any:
+    """A number that YAML left as text, as an int or float field's value: YAML 1.1 reads `1e-3` (no dot)
+    as a string. Anything else is returned as it is, for _coerce to accept or reject."""
+    if typ not in (int, float) or not isinstance(value, str):
+        return value
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    if typ is int:
+        return int(number) if number.is_integer() else value
+    return number
+
+
 def _coerce(key: str, value: Any, typ: type) -> Any:
+    value = _number_from_text(value, typ)
     if typ is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if type(value) is not typ:

@@ -27,9 +27,21 @@ def test_override_sets_nested_value():
     assert cfg.track.window_influence == 0.2 and cfg.model.shared_weights is False
 
 
+def test_exponent_numbers_yaml_reads_as_text_fill_float_and_int_keys(tmp_path):
+    cfg = load_config("siamfc_alexnet", ["train.lr_end=1e-3", "train.lr_start=5E-2", "train.epochs=1e2"])
+    assert cfg.train.lr_end == 1e-3 and cfg.train.lr_start == 5e-2 and cfg.train.epochs == 100
+    assert type(cfg.train.lr_end) is float and type(cfg.train.epochs) is int
+    path = tmp_path / "exponents.yaml"
+    path.write_text("base: siamfc_alexnet\ntrain:\n  lr_end: 1e-6\n")
+    assert load_config(path).train.lr_end == 1e-6
+
+
 @pytest.mark.parametrize("override, message", [
     ("track.windw=0.2", "unknown config key 'track.windw'"),
     ("track.scale_num=three", "'track.scale_num' must be int"),
+    ("train.lr_end=1e-3x", "'train.lr_end' must be float, got '1e-3x'"),
+    ("train.epochs=25e-1", "'train.epochs' must be int, got '25e-1'"),
+    ("train.lr_end=1e999", "'train.lr_end' must be a finite number"),
     ("model.xcorr=fancy", "'model.xcorr' must be one of"),
     ("nosection", "must look like section.key=value"),
 ])
