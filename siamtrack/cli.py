@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -432,13 +434,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextmanager
+def sigterm_as_ctrl_c():
+    """SIGTERM (kill, a service manager, a container stop) handled as Ctrl-C: a run keeps its outputs,
+    its video finalised, and exits 130. The caller's handler comes back after."""
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(attach_bbox_values(sys.argv[1:] if argv is None else argv))
     # this process reports bad input itself, in one line: OpenCV's and FFmpeg's own logs would bury it
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_FATAL)
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", AV_LOG_QUIET)
     try:
-        return args.func(args)
+        with sigterm_as_ctrl_c():
+            return args.func(args)
     except SiamtrackError as exc:
         print(f"siamtrack: error: {exc}", file=sys.stderr)
         return 2

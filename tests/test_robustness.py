@@ -514,13 +514,15 @@ def wait_for_lines(path: Path, count: int, process: subprocess.Popen) -> None:
         time.sleep(0.05)
 
 
-def test_ctrl_c_during_run_closes_the_video_and_keeps_the_boxes(long_video, tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_during_run_closes_the_video_and_keeps_the_boxes(long_video, tmp_path, stop):
+    """SIGTERM (kill, a service manager, a container stop) ends a run as Ctrl-C does."""
     video, box = long_video
     out, boxes = tmp_path / "out.mp4", tmp_path / "boxes.txt"
     run = cli_process("run", str(video), "--bbox", bbox_arg(box), "--output", str(out), "--boxes", str(boxes), *FAST)
     try:
         wait_for_lines(boxes, 5, run)
-        run.send_signal(signal.SIGINT)
+        run.send_signal(stop)
         _, err = run.communicate(timeout=SUBPROCESS_TIMEOUT_S)
     finally:
         run.kill()
@@ -530,6 +532,12 @@ def test_ctrl_c_during_run_closes_the_video_and_keeps_the_boxes(long_video, tmp_
     assert rows.shape[1] == 6 and np.array_equal(rows[:, 0], np.arange(len(rows))) and len(rows) < 150
     # the box line of a frame is written just before its video frame: Ctrl-C may fall between the two
     assert len(rows) - 1 <= count_frames(out) <= len(rows)
+
+
+def test_main_gives_an_in_process_caller_its_sigterm_handler_back(video, capsys):
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["run", str(video), "--bbox", "1,2,3", *FAST]) == 2  # a command that fails at once
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 def write_otb(root: Path, sequences: int, frames: int) -> Path:
