@@ -21,6 +21,7 @@ import io
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -65,6 +66,19 @@ class SearchBranch(nn.Module):
         return self.net.embed_search(x)
 
 
+@contextmanager
+def float32_convolutions() -> Iterator[None]:
+    """cuDNN convolutions in full float32 for the duration. By default cuDNN rounds float32 convolutions to
+    TF32 (a 10-bit mantissa) on Ampere and later GPUs: enough to move a response peak, so that backends
+    which fold batch norm differently part ways; a CPU ignores the setting."""
+    allowed = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = allowed
+
+
 class Engine(nn.Module):
     """The exemplar branch, the search branch (`embed_x`) and the cross-correlation head, as one backend runs them."""
 
@@ -76,10 +90,16 @@ class Engine(nn.Module):
         self.head = head
 
     def embed_exemplar(self, z: torch.Tensor) -> torch.Tensor:
-        return self.embed_z(z)
+        with float32_convolutions():
+            return self.embed_z(z)
 
     def embed_search(self, x: torch.Tensor) -> torch.Tensor:
-        return self.embed_x(x)
+        with float32_convolutions():
+            return self.embed_x(x)
+
+    def correlate(self, kernel: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        with float32_convolutions():
+            return self.head(kernel, features)
 
 
 def fold_batchnorm(net: SiameseNet) -> SiameseNet:

@@ -196,7 +196,7 @@ class SiamFCTracker(Tracker):
     @torch.inference_mode()
     def _response_size(self) -> int:
         z, x = example_inputs(self.cfg.track, self.device)
-        return self.net.head(self.net.embed_exemplar(z), self.net.embed_search(x)).shape[-1]
+        return self.net.correlate(self.net.embed_exemplar(z), self.net.embed_search(x)).shape[-1]
 
     @torch.inference_mode()
     def init(self, image, box) -> None:
@@ -248,7 +248,7 @@ class SiamFCTracker(Tracker):
     def respond(self, features: torch.Tensor) -> torch.Tensor:
         """The response maps: the search features cross-correlated with the exemplar's."""
         with one_cpu_thread(self.device):
-            return self.net.head(self.kernel, features)
+            return self.net.correlate(self.kernel, features)
 
     def step(self, responses: torch.Tensor) -> np.ndarray:
         """Move and rescale the target from the responses of the scale pyramid; the new box."""

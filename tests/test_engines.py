@@ -89,7 +89,7 @@ def test_every_exact_backend_embeds_like_the_network(random_net, backend):
     z, x = z.uniform_(0, 255), x.uniform_(0, 255)
     with torch.inference_mode():
         expected = random_net(z, x)
-        got = engine.head(engine.embed_exemplar(z), engine.embed_search(x))
+        got = engine.correlate(engine.embed_exemplar(z), engine.embed_search(x))
     assert torch.allclose(got, expected, rtol=1e-4, atol=1e-4)
 
 
@@ -160,3 +160,13 @@ def test_head_and_peak_search_run_on_one_thread_and_restore_the_count(clip):
     threads = torch.get_num_threads()
     boxes(tracker, clip.frames[:3], clip.boxes[0])
     assert seen == [1, 1] and torch.get_num_threads() == threads
+
+
+def test_every_convolution_runs_without_tf32_and_the_setting_is_restored(clip):
+    tracker = SiamFCTracker("siamfc_lite0_fast", device="cpu", backend="eager")
+    seen = []
+    for module in (tracker.net.embed_z, tracker.net.embed_x, tracker.net.head):
+        module.register_forward_hook(lambda *_: seen.append(torch.backends.cudnn.allow_tf32))
+    allowed = torch.backends.cudnn.allow_tf32
+    boxes(tracker, clip.frames[:3], clip.boxes[0])
+    assert seen == [False] * 5 and torch.backends.cudnn.allow_tf32 == allowed
