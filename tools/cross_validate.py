@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from siamtrack.checkpoint import load_checkpoint
+from siamtrack.config import config_from_dict, load_config
 from siamtrack.datasets import load_sequences
 from siamtrack.metrics import mean_curves, sequence_curves
 from siamtrack.tracker import SiamFCTracker, track_frames
@@ -81,20 +83,30 @@ def score_sequences(tracker: SiamFCTracker, sequences) -> list:
     return curves
 
 
+def tracker_for(config: str | None, weights: Path | None, overrides: list[str]) -> SiamFCTracker:
+    """A tracker from a config, or from the config a checkpoint stores, with `overrides` applied."""
+    if config is None:
+        cfg = config_from_dict(load_checkpoint(weights)["config"], overrides, name=str(weights))
+    else:
+        cfg = load_config(config, overrides)
+    return SiamFCTracker(cfg, weights, device="cpu", backend="eager")
+
+
 def score(args: argparse.Namespace) -> None:
     out = Path(args.out)
     plan = json.loads((out / FOLDS).read_text())
     sequences = {seq.name: seq for seq in load_sequences(args.data or plan["data"])}
     trained, baseline = [], []
-    base = SiamFCTracker(args.baseline, device="cpu", backend="eager") if args.baseline else None
+    base = tracker_for(args.baseline, None, args.set) if args.baseline else None
     for k, held in enumerate(tqdm(plan["folds"], desc="folds")):
         seqs = [sequences[name] for name in held]
-        model = SiamFCTracker(None, out / f"fold{k}" / "run" / args.checkpoint, device="cpu", backend="eager")
+        model = tracker_for(None, out / f"fold{k}" / "run" / args.checkpoint, args.set)
         trained += score_sequences(model, seqs)
         if base is not None:
             baseline += score_sequences(base, seqs)
     rows = [("trained, cross-validated", trained)] + ([(f"baseline {args.baseline}", baseline)] if base else [])
-    print(f"{len(sequences)} sequences in {len(plan['folds'])} folds, checkpoint {args.checkpoint}")
+    print(f"{len(sequences)} sequences in {len(plan['folds'])} folds, checkpoint {args.checkpoint}",
+          " ".join(args.set))
     for label, curves in rows:
         m = mean_curves(curves)
         print(f"{label:45s} success AUC {m.success_auc:.3f}  precision@20 {m.precision_score:.3f}")
@@ -116,6 +128,8 @@ def main() -> None:
     p.add_argument("--data", help="where to read the sequences (default: the folder trained on)")
     p.add_argument("--checkpoint", default="best.pt", help="best.pt (lowest validation loss) or last.pt")
     p.add_argument("--baseline", help="a config to score on the same sequences, e.g. the untrained trunk")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="tracker settings for every model scored, e.g. track.scale_num=5")
     args = parser.parse_args()
     train(args) if args.command == "train" else score(args)
 
