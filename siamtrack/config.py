@@ -12,7 +12,7 @@ import yaml
 
 from .errors import ConfigError
 
-DEFAULT_CONFIG = "siamfc_lite0_fast"  # chosen on train_mini validation: as accurate as siamfc_lite0, faster
+DEFAULT_CONFIG = "siamfc_lite0"  # chosen by cross-validation on train_mini (weights/MODEL_CARD.md)
 
 
 @dataclass

@@ -447,7 +447,7 @@ UNREADABLE = "not a readable checkpoint (truncated, or not a PyTorch file)"
     (lambda src, dst: torch.save([1, 2], dst), "not a siamtrack checkpoint (no 'model' entry)"),
     (nan_weights, "holds NaN or inf"),
     (lambda src, dst: dst.write_bytes((REPO / "weights" / "siamfc_lite0.pt").read_bytes()),
-     "weights do not fit this model's architecture (0 missing, 108 unexpected, 0 of another shape, e.g. "),
+     "weights do not fit this model's architecture (0 missing, 114 unexpected, 0 of another shape, e.g. "),
 ], ids=["truncated", "random-bytes", "text", "empty", "a-list", "nan", "another-architecture"])
 def test_damaged_checkpoints(weights, video, tmp_path, damage, message, capsys):
     bad = tmp_path / "bad.pt"
