@@ -24,6 +24,7 @@ class ModelConfig:
     adjust: int = 0
     exemplar_crop: int = 0
     xcorr: str = "plain"
+    input_norm: str = "inception"  # Lite0 trunks: the input normalisation (inception or imagenet)
 
 
 @dataclass
@@ -86,6 +87,7 @@ class Config:
 
 
 _CHOICES = {"model.xcorr": ("plain", "normalized"),
+            "model.input_norm": ("inception", "imagenet"),
             "train.loss": ("logistic", "contrastive", "triplet")}
 
 # allowed ranges, as (wording, test, keys): a value outside them fails later, deep inside the model,

