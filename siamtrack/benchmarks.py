@@ -8,8 +8,8 @@ and report files, so they are exactly what its tools and other toolkits expect:
     OUT/progress/<BENCHMARK>/<tracker>/<sequence>  our marker of a finished sequence, for resuming
 
 Box conventions. Our trackers take and return 0-based x, y, w, h. Benchmark ground truth is 1-based
-where it comes from a MATLAB toolkit (OTB and the benchmarks built on its toolkit, VOT) and 0-based
-otherwise (ONE_BASED, as siamtrack.datasets reads them). `BenchmarkTracker` converts at the tracker's
+where it comes from a MATLAB toolkit (OTB and the benchmarks built on its toolkit, VOT) and for GOT-10k
+(its authors, got-10k/toolkit issue #6), 0-based for NfS (ONE_BASED, as siamtrack.datasets reads them). `BenchmarkTracker` converts at the tracker's
 edge: it hands the tracker the 0-based first box and returns every box in the benchmark's own
 convention, so result files line up with the ground truth for got10k and for any tool that reads them.
 """
@@ -35,7 +35,7 @@ from .errors import SiamtrackError
 from .metrics import IOU_THRESHOLDS, PIXEL_THRESHOLDS
 
 ONE_BASED = {"otb": True, "uav123": True, "dtb70": True, "tcolor128": True, "vot": True,
-             "got10k": False, "nfs": False}
+             "got10k": True, "nfs": False}
 NFS_FPS = 30           # NfS ships 240 and 30 fps versions; trackers are usually compared on 30
 VOT_VERSION = 2018     # names the results folder only; any VOT folder laid out as got10k reads it works
 GOT10K_SPLITS = ("val", "test")

@@ -1,7 +1,7 @@
 """Readers for tracking datasets on disk (GOT-10k, OTB, VOT layouts), shared by training and evaluation.
 
 Every reader returns `Sequence`s with 0-based x, y, w, h boxes. OTB (and UAV123, DTB70, which use
-its layout) and VOT ground truth is 1-based (MATLAB); GOT-10k is 0-based. `Sequence.one_based`
+its layout), VOT and GOT-10k ground truth is 1-based (GOT-10k: got-10k/toolkit issue #6). `Sequence.one_based`
 records the file's own convention so results can be written back in it (`to_source`).
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ class Sequence:
     frames: list[Path]
     boxes: np.ndarray  # N x 4 float64, 0-based x, y, w, h; NaN where the source gives none
     absent: np.ndarray  # N bool: the target is not in the frame
-    one_based: bool  # the ground-truth file's convention (True: OTB/VOT, False: GOT-10k)
+    one_based: bool  # the ground-truth file's convention (True: OTB/VOT/GOT-10k, False: NfS)
     layout: str  # got10k | otb | vot
     cover: np.ndarray | None = None  # GOT-10k visible-ratio level per frame: 0 fully covered .. 8 fully visible
 
@@ -126,7 +126,7 @@ def _is_got10k_split(folder: Path) -> bool:
 
 
 def _got10k_sequence(folder: Path) -> Sequence:
-    seq = make_sequence(folder.name, folder, folder / "groundtruth.txt", one_based=False, layout="got10k")
+    seq = make_sequence(folder.name, folder, folder / "groundtruth.txt", one_based=True, layout="got10k")
     for label in ("absence", "cover"):
         path = folder / f"{label}.label"
         if path.is_file():

@@ -51,13 +51,13 @@ def make_otb(root: Path) -> Path:
     return root
 
 
-def test_got10k_split_keeps_zero_based_boxes_and_labels(tmp_path):
+def test_got10k_split_reads_one_based_boxes_and_labels(tmp_path):
     root = make_got10k(tmp_path)
     assert detect_layout(root) == "got10k_root" and detect_layout(root / "train") == "got10k"
     (seq,) = load_sequences(root)
-    assert seq.name == "GOT-10k_Train_000001" and seq.layout == "got10k" and not seq.one_based
+    assert seq.name == "GOT-10k_Train_000001" and seq.layout == "got10k" and seq.one_based
     assert [p.name for p in seq.frames] == ["00000001.jpg", "00000002.jpg", "00000003.jpg"]
-    np.testing.assert_array_equal(seq.boxes[:2], [[1, 2, 3, 4], [5, 6, 7, 8]])
+    np.testing.assert_array_equal(seq.boxes[:2], [[0, 1, 3, 4], [4, 5, 7, 8]])
     assert seq.absent.tolist() == [False, False, True]
     assert seq.cover.tolist() == [8, 3, 0]
     np.testing.assert_array_equal(seq.to_source(seq.boxes[:1]), [[1, 2, 3, 4]])

@@ -43,7 +43,7 @@ def write_otb(root: Path) -> Path:
 
 
 def write_got10k_val(otb_root: Path, root: Path) -> Path:
-    """The OTB-layout sequences as a GOT-10k val split (0-based boxes, labels, meta_info.ini)."""
+    """The OTB-layout sequences as a GOT-10k val split (1-based boxes, labels, meta_info.ini)."""
     split = root / "val"
     split.mkdir(parents=True)
     sequences = load_sequences(otb_root)
@@ -52,7 +52,7 @@ def write_got10k_val(otb_root: Path, root: Path) -> Path:
         folder.mkdir()
         for i, frame in enumerate(seq.frames, start=1):
             shutil.copy(frame, folder / f"{i:08d}.jpg")
-        np.savetxt(folder / "groundtruth.txt", seq.boxes, fmt="%g", delimiter=",")
+        np.savetxt(folder / "groundtruth.txt", seq.boxes + [1, 1, 0, 0], fmt="%g", delimiter=",")
         for label, value in (("absence", 0), ("cut_by_image", 0), ("cover", 8)):
             np.savetxt(folder / f"{label}.label", np.full(len(seq), value), fmt="%d")
         height, width = cv2.imread(str(seq.frames[0])).shape[:2]
