@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -53,25 +53,25 @@ def train(args: argparse.Namespace) -> None:
     (out / FOLDS).write_text(json.dumps({"data": str(data.resolve()), "folds": folds}, indent=1))
     runs = {f"fold{k}": [n for n in names if n not in held] for k, held in enumerate(folds)}
     runs["all"] = names
-    commands = []
+    commands = {}
     for run, train_names in runs.items():
         link_sequences(data, train_names, out / run / "data")
-        command = [shutil.which("siamtrack") or "siamtrack", "train", "--config", args.config, "--quiet",
-                   "--data", str(out / run / "data"), "--out", str(out / run / "run"), "--device", args.device]
-        commands.append((run, command + [a for kv in args.set for a in ("--set", kv)]))
-    running: list[tuple[str, subprocess.Popen]] = []
-    failed = []
-    for run, command in commands + [(None, None)] * args.parallel:
-        while running and (len(running) >= args.parallel or run is None):
-            name, proc = running.pop(0)
-            if proc.wait() != 0:
-                failed.append(name)
-            print(f"{name}: exit {proc.returncode}", flush=True)
-        if run is not None:
-            log = open(out / run / "train.log", "w")
-            running.append((run, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)))
+        commands[run] = [sys.executable, "-m", "siamtrack", "train", "--config", args.config, "--quiet",
+                         "--data", str(out / run / "data"), "--out", str(out / run / "run"), "--device", args.device,
+                         *(a for kv in args.set for a in ("--set", kv))]
+    logs = [out / run / "train.log" for run in commands]
+    with ThreadPoolExecutor(args.parallel) as pool:  # threads only wait: the training runs in subprocesses
+        codes = dict(zip(commands, pool.map(run_logged, commands.values(), logs)))
+    for run, code in codes.items():
+        print(f"{run}: exit {code}")
+    failed = [run for run, code in codes.items() if code]
     if failed:
         sys.exit(f"error: training failed for {', '.join(failed)} (see their train.log)")
+
+
+def run_logged(command: list[str], log_path: Path) -> int:
+    with open(log_path, "w") as log:
+        return subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode
 
 
 def score_sequences(tracker: SiamFCTracker, sequences) -> list:
