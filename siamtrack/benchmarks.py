@@ -9,9 +9,10 @@ and report files, so they are exactly what its tools and other toolkits expect:
 
 Box conventions. Our trackers take and return 0-based x, y, w, h. Benchmark ground truth is 1-based
 where it comes from a MATLAB toolkit (OTB and the benchmarks built on its toolkit, VOT) and for GOT-10k
-(its authors, got-10k/toolkit issue #6), 0-based for NfS (ONE_BASED, as siamtrack.datasets reads them). `BenchmarkTracker` converts at the tracker's
-edge: it hands the tracker the 0-based first box and returns every box in the benchmark's own
-convention, so result files line up with the ground truth for got10k and for any tool that reads them.
+(its authors, got-10k/toolkit issue #6), 0-based for NfS (ONE_BASED, as siamtrack.datasets reads them).
+`BenchmarkTracker` converts at the tracker's edge: it hands the tracker the 0-based first box and returns
+every box in the benchmark's own convention, so result files line up with the ground truth for got10k and
+for any tool that reads them.
 """
 from __future__ import annotations
 
