@@ -4,7 +4,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -111,13 +110,12 @@ _RANGES = (
 def shipped_dir(kind: str) -> Path:
     """The packaged `configs` or `weights` folder.
 
-    Installed, they are the package data `siamtrack.configs` / `siamtrack.weights`; imported
-    straight from a source checkout (cwd on sys.path) they are the top-level folders beside it.
+    `pip install .` puts them inside the package (siamtrack/configs, siamtrack/weights: pyproject's
+    package-dir); in a source checkout, and an editable install of one, they are the top-level folders.
     """
-    try:
-        return Path(str(resources.files(f"siamtrack.{kind}")))
-    except ModuleNotFoundError:
-        return Path(__file__).resolve().parent.parent / kind
+    package = Path(__file__).resolve().parent
+    installed = package / kind
+    return installed if installed.is_dir() else package.parent / kind
 
 
 def resolve_config_path(name_or_path: str | Path) -> Path:
