@@ -232,6 +232,8 @@ class Benchmark:
         records, times = self.result_files(name, self.seq_names[index])
         for path in [*records, times]:
             Path(path).unlink(missing_ok=True)
+            # got10k makes these folders with a check-then-create that races between workers
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
         view = copy.copy(self.experiment)
         view.dataset = OneSequence(self.experiment.dataset, index)
         with quiet():

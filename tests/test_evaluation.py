@@ -162,6 +162,23 @@ def test_trackers_get_0_based_boxes_and_results_keep_the_benchmarks_convention(o
     assert np.allclose(written[1], truth_0_based + [3, 0, 0, 0] + shift)
 
 
+@pytest.mark.parametrize("dataset", ["otb", "got10k"])
+def test_result_folders_exist_before_got10k_makes_them(otb, tmp_path, dataset):
+    # got10k's check-then-makedirs raced between two eval workers (FileExistsError on 'times')
+    root = otb if dataset == "otb" else write_got10k_val(otb, tmp_path / "got10k")
+    benchmark = open_benchmark(dataset, root, tmp_path / "out")
+    _, times = benchmark.result_files("probe", benchmark.seq_names[0])
+    seen = {}
+
+    class FolderWitness(Probe):
+        def init(self, image, box):
+            seen["times folder"] = Path(times).parent.is_dir()
+            super().init(image, box)
+
+    benchmark.run_sequence(FolderWitness(), "probe", 0)
+    assert seen == {"times folder": True}
+
+
 def test_otb_convention_agrees_with_the_dataset_reader(otb):
     assert all(seq.one_based == ONE_BASED["otb"] for seq in load_sequences(otb))
 
