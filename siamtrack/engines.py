@@ -9,7 +9,7 @@ device; outputs stay on that device.
   inference (TorchScript; on a CPU the graph runs on oneDNN, which is what makes the depthwise and
   dilated convolutions of the Lite0 trunks fast).
 - onnxruntime: the folded branches exported to ONNX and run by ONNX Runtime (the `onnx` extra).
-- onnxruntime-int8: the same with the search branch quantised to int8 (siamtrack.quantize); CPU
+- onnxruntime-int8: the same with both branches quantised to int8 (siamtrack.quantize); CPU
   only, opt-in, and the one backend whose boxes differ from eager's: its accuracy is measured
   (success AUC), not asserted equal.
 """
@@ -249,7 +249,9 @@ def onnxruntime_engine(net: SiameseNet, track: TrackConfig, device: torch.device
     models = {kind: onnx_model(branch, example, ONNX_NAMES[kind]) for kind, (branch, example) in branches.items()}
     if int8:
         from .quantize import calibration_batches, quantize_int8
-        models["search"] = quantize_int8(models["search"], ONNX_NAMES["search"][0], calibration_batches(track))
+        sizes = {"exemplar": track.exemplar_size, "search": track.search_size}
+        models = {kind: quantize_int8(model, ONNX_NAMES[kind][0], calibration_batches(track, sizes[kind]))
+                  for kind, model in models.items()}
     with torch.no_grad():
         runners = {kind: OrtBranch(models[kind], branch(example).shape, device)
                    for kind, (branch, example) in branches.items()}

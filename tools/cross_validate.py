@@ -24,6 +24,7 @@ from tqdm import tqdm
 from siamtrack.checkpoint import load_checkpoint
 from siamtrack.config import config_from_dict, load_config
 from siamtrack.datasets import load_sequences
+from siamtrack.engines import BACKENDS
 from siamtrack.metrics import mean_curves, sequence_curves
 from siamtrack.tracker import SiamFCTracker, track_frames
 from siamtrack.training.transforms import read_rgb
@@ -83,13 +84,13 @@ def score_sequences(tracker: SiamFCTracker, sequences) -> list:
     return curves
 
 
-def tracker_for(config: str | None, weights: Path | None, overrides: list[str]) -> SiamFCTracker:
+def tracker_for(config: str | None, weights: Path | None, overrides: list[str], backend: str) -> SiamFCTracker:
     """A tracker from a config, or from the config a checkpoint stores, with `overrides` applied."""
     if config is None:
         cfg = config_from_dict(load_checkpoint(weights)["config"], overrides, name=str(weights))
     else:
         cfg = load_config(config, overrides)
-    return SiamFCTracker(cfg, weights, device="cpu", backend="eager")
+    return SiamFCTracker(cfg, weights, device="cpu", backend=backend)
 
 
 def score(args: argparse.Namespace) -> None:
@@ -97,16 +98,16 @@ def score(args: argparse.Namespace) -> None:
     plan = json.loads((out / FOLDS).read_text())
     sequences = {seq.name: seq for seq in load_sequences(args.data or plan["data"])}
     trained, baseline = [], []
-    base = tracker_for(args.baseline, None, args.set) if args.baseline else None
+    base = tracker_for(args.baseline, None, args.set, args.backend) if args.baseline else None
     for k, held in enumerate(tqdm(plan["folds"], desc="folds")):
         seqs = [sequences[name] for name in held]
-        model = tracker_for(None, out / f"fold{k}" / "run" / args.checkpoint, args.set)
+        model = tracker_for(None, out / f"fold{k}" / "run" / args.checkpoint, args.set, args.backend)
         trained += score_sequences(model, seqs)
         if base is not None:
             baseline += score_sequences(base, seqs)
     rows = [("trained, cross-validated", trained)] + ([(f"baseline {args.baseline}", baseline)] if base else [])
     print(f"{len(sequences)} sequences in {len(plan['folds'])} folds, checkpoint {args.checkpoint}",
-          " ".join(args.set))
+          f"backend {args.backend}", " ".join(args.set))
     for label, curves in rows:
         m = mean_curves(curves)
         print(f"{label:45s} success AUC {m.success_auc:.3f}  precision@20 {m.precision_score:.3f}")
@@ -130,6 +131,8 @@ def main() -> None:
     p.add_argument("--baseline", help="a config to score on the same sequences, e.g. the untrained trunk")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="tracker settings for every model scored, e.g. track.scale_num=5")
+    p.add_argument("--backend", default="torch", choices=BACKENDS,
+                   help="inference backend (default torch: eager's boxes, 3x faster)")
     args = parser.parse_args()
     train(args) if args.command == "train" else score(args)
 
