@@ -75,13 +75,20 @@ def run_logged(command: list[str], log_path: Path) -> int:
         return subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode
 
 
-def score_sequences(tracker: SiamFCTracker, sequences) -> list:
-    curves = []
+def track_sequences(tracker: SiamFCTracker, sequences) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(tracked boxes, true boxes) of each sequence, the given first frame left out."""
+    tracks = []
     for seq in sequences:
         frames = (read_rgb(path) for path in seq.frames)
         boxes = np.array([box for _, _, box, _, _ in track_frames(tracker, frames, seq.boxes[0])])
-        curves.append(sequence_curves(boxes[1:], seq.boxes[1:]))
-    return curves
+        tracks.append((boxes[1:], seq.boxes[1:]))
+    return tracks
+
+
+def with_true_sizes(boxes: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """The tracked centres with the true widths and heights: what a perfect size estimate would score."""
+    centres = boxes[:, :2] + boxes[:, 2:] / 2
+    return np.concatenate([centres - truth[:, 2:] / 2, truth[:, 2:]], axis=1)
 
 
 def tracker_for(config: str | None, weights: Path | None, overrides: list[str], backend: str) -> SiamFCTracker:
@@ -102,14 +109,18 @@ def score(args: argparse.Namespace) -> None:
     for k, held in enumerate(tqdm(plan["folds"], desc="folds")):
         seqs = [sequences[name] for name in held]
         model = tracker_for(None, out / f"fold{k}" / "run" / args.checkpoint, args.set, args.backend)
-        trained += score_sequences(model, seqs)
+        trained += track_sequences(model, seqs)
         if base is not None:
-            baseline += score_sequences(base, seqs)
-    rows = [("trained, cross-validated", trained)] + ([(f"baseline {args.baseline}", baseline)] if base else [])
+            baseline += track_sequences(base, seqs)
+    rows = [("trained, cross-validated", trained)]
+    if args.size_bound:
+        rows.append(("trained, true sizes at its centres", [(with_true_sizes(b, t), t) for b, t in trained]))
+    if base is not None:
+        rows.append((f"baseline {args.baseline}", baseline))
     print(f"{len(sequences)} sequences in {len(plan['folds'])} folds, checkpoint {args.checkpoint}",
           f"backend {args.backend}", " ".join(args.set))
-    for label, curves in rows:
-        m = mean_curves(curves)
+    for label, tracks in rows:
+        m = mean_curves([sequence_curves(boxes, truth) for boxes, truth in tracks])
         print(f"{label:45s} success AUC {m.success_auc:.3f}  precision@20 {m.precision_score:.3f}")
 
 
@@ -131,6 +142,8 @@ def main() -> None:
     p.add_argument("--baseline", help="a config to score on the same sequences, e.g. the untrained trunk")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="tracker settings for every model scored, e.g. track.scale_num=5")
+    p.add_argument("--size-bound", action="store_true",
+                   help="also score the tracked centres with the true box sizes: what box size costs")
     p.add_argument("--backend", default="torch", choices=BACKENDS,
                    help="inference backend (default torch: eager's boxes, 3x faster)")
     args = parser.parse_args()
