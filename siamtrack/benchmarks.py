@@ -242,6 +242,17 @@ class Benchmark:
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.touch()
 
+    def report(self, trackers: list[str]) -> dict:
+        """got10k's report (its files in its report folder), leaving no figure open: got10k opens two
+        per call and never closes them, which adds up in a long-lived process."""
+        import matplotlib.pyplot as plt
+        before = set(plt.get_fignums())
+        with quiet():
+            report = self.experiment.report(list(trackers))
+        for number in set(plt.get_fignums()) - before:
+            plt.close(number)
+        return report
+
     def ground_truth(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Ground truth of a sequence in its file's convention, and the frames to score: finite, of
         positive size and, on GOT-10k, with the target visible (cover > 0, as got10k scores it)."""

@@ -30,7 +30,7 @@ import torch
 from got10k.trackers import Tracker
 
 from .baselines import MISSING_TRACKERS, OPENCV_TRACKERS, TRACKERS, OpenCVTracker
-from .benchmarks import Benchmark, EvaluationError, open_benchmark, quiet
+from .benchmarks import Benchmark, EvaluationError, open_benchmark
 from .config import load_config, resolve_config_path
 from .engines import DEFAULT_BACKEND
 from .errors import ConfigError
@@ -245,8 +245,7 @@ def _add_got10k_scores(benchmark: Benchmark, tracker: str, summary: Summary) -> 
 
 def summarize(benchmark: Benchmark, trackers: list[str]) -> Summary:
     """Score finished results: got10k's report (its files kept in its report folder), then ours."""
-    with quiet():
-        report = benchmark.experiment.report(list(trackers))
+    report = benchmark.report(trackers)
     columns, sequence_columns = _columns(benchmark)
     summary = Summary(benchmark.results_name, list(trackers), columns, sequence_columns,
                       overall={t: {} for t in trackers},

@@ -265,6 +265,15 @@ def test_parallel_results_equal_serial_ones(otb, tmp_path, siam_options):
     assert record_texts(tmp_path / "parallel") == serial
 
 
+def test_evaluation_leaves_no_figure_open(otb, tmp_path):
+    import matplotlib.pyplot as plt
+    mine = plt.figure()  # a caller's own figure stays open
+    before = set(plt.get_fignums())
+    evaluate("otb", otb, ["kcf"], tmp_path / "out")
+    assert set(plt.get_fignums()) == before
+    plt.close(mine)
+
+
 def test_rerun_needs_resume_and_then_runs_only_unfinished_sequences(otb, tmp_path):
     out = tmp_path / "out"
     evaluate("otb", otb, ["kcf"], out)
