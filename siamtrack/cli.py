@@ -8,6 +8,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -33,14 +34,20 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got '{text}'")
-    return value
+def whole_number(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an int >= minimum, or a one-line usage error."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {minimum}, got '{text}'")
+        return value
+    return parse
+
+
+positive_int = whole_number(1)
 
 
 def attach_bbox_values(argv: list[str]) -> list[str]:
@@ -386,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config value, e.g. train.epochs=10 (repeatable)")
     train.add_argument("--freeze-backbone", action="store_true", help="train only the layers after the backbone")
-    train.add_argument("--nproc", type=int, default=1, help="local processes (DistributedDataParallel)")
+    train.add_argument("--nproc", type=positive_int, default=1, help="local processes (DistributedDataParallel)")
     train.add_argument("--device", default="auto", help="auto, cpu or cuda")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
@@ -401,8 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
                                "each a siamtrack model with the weights it names (default: siamtrack)")
     evaluate.add_argument("--out", metavar="DIR", help="results, reports, summary.md, plots (default: eval_DATASET)")
     evaluate.add_argument("--resume", action="store_true", help="keep finished sequences in --out, run the rest")
-    evaluate.add_argument("--workers", type=int, default=1, help="processes running sequences in parallel")
-    evaluate.add_argument("--threads", type=int, default=2, help="CPU threads in all, shared by the workers")
+    evaluate.add_argument("--workers", type=positive_int, default=1, help="processes running sequences in parallel")
+    evaluate.add_argument("--threads", type=positive_int, default=2, help="CPU threads in all, shared by the workers")
     evaluate.add_argument("--config", help="siamtrack: shipped config name or YAML path")
     evaluate.add_argument("--weights", help="siamtrack: checkpoint path (default: the weights the config names)")
     evaluate.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -419,8 +426,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--weights", help="checkpoint path (default: the weights each config names)")
     bench.add_argument("--backend", nargs="+", choices=BACKENDS, default=[DEFAULT_BACKEND],
                        help=f"backends to time beside eager, the reference (default: {DEFAULT_BACKEND})")
-    bench.add_argument("--frames", type=int, help="length of the synthetic 640x360 clip (default: the demo's)")
-    bench.add_argument("--threads", type=int, help="CPU threads for torch, ONNX Runtime and OpenCV (default: torch's)")
+    bench.add_argument("--frames", type=whole_number(2),
+                       help="length of the synthetic 640x360 clip, at least 2 (default: the demo's)")
+    bench.add_argument("--threads", type=positive_int, help="CPU threads for torch, ONNX Runtime and OpenCV (default: torch's)")
     bench.add_argument("--device", default="auto", help="auto, cpu or cuda (OpenCV's trackers run on the CPU)")
     bench.add_argument("--json", metavar="FILE", help="also write the figures to this JSON file")
     bench.set_defaults(func=cmd_bench)
@@ -455,6 +463,10 @@ def main(argv: list[str] | None = None) -> int:
             return args.func(args)
     except SiamtrackError as exc:
         print(f"siamtrack: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a folder that cannot be made, a disk that is full: the user's to fix
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"siamtrack: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("siamtrack: interrupted", file=sys.stderr)

@@ -278,6 +278,24 @@ def test_bad_options_are_one_line_errors(video, extra, message, capsys):
     assert message in one_line_error(capsys)
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["bench", "--frames", "1"], "argument --frames: must be a whole number >= 2, got '1'"),
+    (["bench", "--threads", "0"], "argument --threads: must be a whole number >= 1, got '0'"),
+    (["eval", "--dataset", "otb", "--root", ".", "--workers", "0"], "argument --workers: must be a whole number"),
+    (["eval", "--dataset", "otb", "--root", ".", "--threads", "-2"], "argument --threads: must be a whole number"),
+    (["train", "--config", "siamfc_alexnet", "--data", ".", "--out", "x", "--nproc", "0"], "argument --nproc"),
+])
+def test_bad_counts_on_other_commands_are_one_line_errors(argv, message, capsys):
+    assert exit_code(argv) == 2
+    assert message in one_line_error(capsys)
+
+
+def test_a_folder_that_cannot_be_made_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    assert exit_code(["export", "--format", "onnx", "--config", FAST_CONFIG, "--out", str(tmp_path / "file" / "onnx")]) == 2
+    assert f"{tmp_path / 'file' / 'onnx'}: Not a directory" in one_line_error(capsys)
+
+
 # --- 1. inputs to the API
 
 def test_sixteen_bit_arrays_track_as_their_eight_bit_values(tracker, clip):
