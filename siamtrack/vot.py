@@ -6,6 +6,8 @@ confidence. Requires the `vot` extra (PyPI `vot-trax`).
 """
 from __future__ import annotations
 
+import contextlib
+
 import cv2
 import numpy as np
 
@@ -32,18 +34,26 @@ def read_rgb(path: str) -> np.ndarray:
 def serve(tracker: SiamFCTracker | None = None) -> None:
     """Answer TraX requests until the client quits."""
     try:
-        from trax import Image, Region, TraxStatus
-        from trax.server import Server
+        from trax import TraxException
     except ImportError:
         raise SiamtrackError("the VOT protocol needs the vot extra: pip install 'siamtrack[vot]'") from None
-    from trax.region import Rectangle
     tracker = tracker or SiamFCTracker()
-    with Server([Region.RECTANGLE, Region.POLYGON], [Image.PATH], tracker_name="siamtrack",
-                tracker_family="SiamFC") as server:
-        while True:
-            request = server.wait()
-            if request.type == TraxStatus.QUIT:
-                return
+    try:
+        _answer_requests(tracker)
+    except TraxException as exc:
+        raise SiamtrackError(f"TraX: {exc} (siamtrack vot is started by the VOT toolkit, which speaks TraX "
+                             "to it; on its own it has no one to answer)") from None
+
+
+def _answer_requests(tracker: SiamFCTracker) -> None:
+    from trax import Image, Region, TraxException, TraxStatus
+    from trax.region import Rectangle
+    from trax.server import Server
+    # not `with Server(...)`: its exit prints the traceback of any error; the caller reports it in one line
+    server = Server([Region.RECTANGLE, Region.POLYGON], [Image.PATH], tracker_name="siamtrack",
+                    tracker_family="SiamFC")
+    try:
+        while (request := server.wait()).type != TraxStatus.QUIT:
             frame = read_rgb(request.image["color"].path())
             if request.type == TraxStatus.INITIALIZE:
                 box = region_to_box(request.objects[0][0])
@@ -53,3 +63,8 @@ def serve(tracker: SiamFCTracker | None = None) -> None:
                 box = tracker.update(frame)
                 confidence = tracker.score
             server.status([(Rectangle.create(*(float(v) for v in box)), {"confidence": float(confidence)})])
+    except Exception as exc:
+        with contextlib.suppress(TraxException):  # the client may be gone already
+            server.quit(reason=str(exc))  # the toolkit logs why the tracker stopped
+        raise
+    server.quit()

@@ -9,6 +9,7 @@ from got10k.utils.metrics import rect_iou
 from conftest import OTB_MINI, require
 
 trax_client = pytest.importorskip("trax.client")
+from trax import TraxException  # noqa: E402
 from trax.image import FileImage  # noqa: E402
 from trax.region import Rectangle  # noqa: E402
 
@@ -52,3 +53,29 @@ def test_traxpython_entry_module_serves_the_default_model():
     truth = np.loadtxt(seq / "groundtruth_rect.txt", delimiter=",")[0] - [1, 1, 0, 0]
     boxes = track_over_trax([sys.executable, "-c", "import siamtrack.vot_traxpython"], frames, truth)
     assert boxes.shape == (3, 4) and np.all(np.isfinite(boxes))
+
+
+def test_started_by_hand_it_says_who_starts_it_in_one_line():
+    done = subprocess.run([sys.executable, "-m", "siamtrack", "vot", "--config", "siamfc_lite0_fast"],
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()]
+    assert "started by the VOT toolkit" in done.stderr
+
+
+def test_an_unreadable_frame_ends_the_session_with_its_reason(tmp_path):
+    seq = require(OTB_MINI) / "Crossing"
+    first = sorted((seq / "img").glob("*.jpg"))[0]
+    command = [sys.executable, "-m", "siamtrack", "vot", "--config", "siamfc_lite0_fast", "--threads", "1"]
+    server = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        client = trax_client.Client(stream=(server.stdin.fileno(), server.stdout.fileno()),
+                                    timeout=60, log=lambda message: None)
+        client.initialize({"color": FileImage.create(str(first))}, [(Rectangle.create(10, 10, 40, 40), {})], {})
+        with pytest.raises(TraxException):  # the server quit instead of answering
+            client.frame({"color": FileImage.create(str(tmp_path / "gone.jpg"))}, {}, [])
+        assert server.wait(timeout=30) == 2
+        errors = server.stderr.read().decode().strip()
+    finally:
+        server.kill()
+    assert errors == f"siamtrack: error: {tmp_path / 'gone.jpg'}: not a readable image"
