@@ -428,7 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"backends to time beside eager, the reference (default: {DEFAULT_BACKEND})")
     bench.add_argument("--frames", type=whole_number(2),
                        help="length of the synthetic 640x360 clip, at least 2 (default: the demo's)")
-    bench.add_argument("--threads", type=positive_int, help="CPU threads for torch, ONNX Runtime and OpenCV (default: torch's)")
+    bench.add_argument("--threads", type=positive_int,
+                       help="CPU threads for torch, ONNX Runtime and OpenCV (default: torch's)")
     bench.add_argument("--device", default="auto", help="auto, cpu or cuda (OpenCV's trackers run on the CPU)")
     bench.add_argument("--json", metavar="FILE", help="also write the figures to this JSON file")
     bench.set_defaults(func=cmd_bench)

@@ -292,8 +292,9 @@ def test_bad_counts_on_other_commands_are_one_line_errors(argv, message, capsys)
 
 def test_a_folder_that_cannot_be_made_is_a_one_line_error(tmp_path, capsys):
     (tmp_path / "file").write_text("")
-    assert exit_code(["export", "--format", "onnx", "--config", FAST_CONFIG, "--out", str(tmp_path / "file" / "onnx")]) == 2
-    assert f"{tmp_path / 'file' / 'onnx'}: Not a directory" in one_line_error(capsys)
+    out = tmp_path / "file" / "onnx"
+    assert exit_code(["export", "--format", "onnx", "--config", FAST_CONFIG, "--out", str(out)]) == 2
+    assert f"{out}: Not a directory" in one_line_error(capsys)
 
 
 # --- 1. inputs to the API
