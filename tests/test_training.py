@@ -261,13 +261,17 @@ def test_cross_validation_holds_each_fold_out_and_scores_every_sequence_once(syn
         assert {p.name for p in (out / f"fold{k}" / "data").iterdir()} == names - set(held)
         assert (out / f"fold{k}" / "run" / "best.pt").is_file()
     assert {p.name for p in (out / "all" / "data").iterdir()} == names
-    scored = subprocess.run([*tool, "score", "--out", str(out), "--size-bound"], capture_output=True, text=True)
+    scored = subprocess.run([*tool, "score", "--out", str(out), "--size-bound", "--scale-picks", "3"],
+                            capture_output=True, text=True)
     assert scored.returncode == 0, scored.stderr
     lines = scored.stdout.splitlines()
     assert lines[0].startswith("4 sequences in 2 folds")
-    figures = [[float(v) for v in line.split()[-3::2]] for line in lines[1:]]
-    assert len(figures) == 2 and all(0 <= v <= 1 for row in figures for v in row)
+    figures = [[float(v) for v in line.split()[-3::2]] for line in lines[1:3]]
+    assert all(0 <= v <= 1 for row in figures for v in row)
     assert figures[0][1] == figures[1][1]  # the size bound keeps the tracked centres: same precision
+    assert lines[3].startswith("trained   picks the true scale") and "of 6 times (chance 0.20;" in lines[3]
+    shares = [float(v) for v in lines[3].split("steps ")[1].rstrip(")").split()[1::2]]
+    assert len(shares) == 5 and sum(shares) == pytest.approx(1, abs=0.03)
 
 
 @pytest.mark.slow

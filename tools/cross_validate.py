@@ -3,7 +3,9 @@
 The sequences are dealt into K folds. `train` trains one model per fold on the other folds' sequences
 (plus one on all of them: the model to ship), several at once; `score` tracks every sequence with the
 model that never saw it, so each sequence counts once, and prints the mean success AUC and precision
-next to the same tracker without training.
+next to the same tracker without training. `score --scale-picks N` also asks each model, on N pairs of
+its held-out sequences, which of 5 search scales around the true one holds the target: box size is what
+SiamFC gets wrong, and a model whose responses cannot tell scales apart cannot size its box.
 
     python tools/cross_validate.py train --config siamfc_lite0 --data ../shared/data/train_mini \
         --out runs/cv_lite0 --set model.adjust=112 --set train.freeze_backbone=true
@@ -19,17 +21,21 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from siamtrack.checkpoint import load_checkpoint
 from siamtrack.config import config_from_dict, load_config
+from siamtrack.crops import context_size, crop_and_resize
 from siamtrack.datasets import load_sequences
 from siamtrack.engines import BACKENDS
 from siamtrack.metrics import mean_curves, sequence_curves
 from siamtrack.tracker import SiamFCTracker, track_frames
+from siamtrack.training.pairs import pair_sources, sample_pair
 from siamtrack.training.transforms import read_rgb
 
 FOLDS = "folds.json"
+SCALE_OFFSETS = np.arange(-2, 3)  # the search scales of the scale check, in tracker scale steps
 
 
 def deal_folds(names: list[str], k: int) -> list[list[str]]:
@@ -91,6 +97,38 @@ def with_true_sizes(boxes: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return np.concatenate([centres - truth[:, 2:] / 2, truth[:, 2:]], axis=1)
 
 
+def crop_around(frame: np.ndarray, box: np.ndarray, side: float, size: int) -> np.ndarray:
+    x, y, w, h = box
+    border = tuple(float(c) for c in frame.reshape(-1, 3).mean(axis=0))
+    return crop_and_resize(frame, x + w / 2, y + h / 2, side, size, border)
+
+
+def scale_picks(tracker: SiamFCTracker, sequences, pairs: int, seed: int) -> np.ndarray:
+    """For `pairs` exemplar/search frame pairs: the offset (in scale steps) of the search scale whose
+    response peaks highest at the target, the search crops centred on it at SCALE_OFFSETS around its
+    true size. 0 is right; a model blind to scale picks each offset about equally often."""
+    t = tracker.cfg.track
+    gap = tracker.cfg.train.max_gap
+    sources = pair_sources(list(sequences), gap)
+    rng = np.random.default_rng(seed)
+    picks = []
+    for _ in range(pairs):
+        seq, i, j = sample_pair(sources, gap, rng)
+        frame_z, frame_x = read_rgb(seq.frames[i]), read_rgb(seq.frames[j])
+        z = crop_around(frame_z, seq.boxes[i], context_size(*seq.boxes[i][2:], t.context), t.exemplar_size)
+        side = context_size(*seq.boxes[j][2:], t.context) * t.search_size / t.exemplar_size
+        xs = np.stack([crop_around(frame_x, seq.boxes[j], side * t.scale_step ** o, t.search_size)
+                       for o in SCALE_OFFSETS])
+        with torch.inference_mode():
+            kernel = tracker.net.embed_exemplar(torch.from_numpy(z.transpose(2, 0, 1)[None].astype(np.float32)))
+            search = tracker.net.embed_search(torch.from_numpy(xs.transpose(0, 3, 1, 2).astype(np.float32)))
+            responses = tracker.net.correlate(kernel, search)[:, 0]
+        c = (responses.shape[-1] - 1) // 2
+        peaks = responses[:, c - 1:c + 2, c - 1:c + 2].amax(dim=(1, 2))  # at the target, give or take a cell
+        picks.append(SCALE_OFFSETS[int(torch.argmax(peaks))])
+    return np.array(picks)
+
+
 def tracker_for(config: str | None, weights: Path | None, overrides: list[str], backend: str) -> SiamFCTracker:
     """A tracker from a config, or from the config a checkpoint stores, with `overrides` applied."""
     if config is None:
@@ -105,6 +143,7 @@ def score(args: argparse.Namespace) -> None:
     plan = json.loads((out / FOLDS).read_text())
     sequences = {seq.name: seq for seq in load_sequences(args.data or plan["data"])}
     trained, baseline = [], []
+    picks = {"trained": [], "baseline": []}
     base = tracker_for(args.baseline, None, args.set, args.backend) if args.baseline else None
     for k, held in enumerate(tqdm(plan["folds"], desc="folds")):
         seqs = [sequences[name] for name in held]
@@ -112,6 +151,9 @@ def score(args: argparse.Namespace) -> None:
         trained += track_sequences(model, seqs)
         if base is not None:
             baseline += track_sequences(base, seqs)
+        if args.scale_picks:
+            for key, tracker in [("trained", model), ("baseline", base)] if base else [("trained", model)]:
+                picks[key].append(scale_picks(tracker, seqs, args.scale_picks, seed=k))
     rows = [("trained, cross-validated", trained)]
     if args.size_bound:
         rows.append(("trained, true sizes at its centres", [(with_true_sizes(b, t), t) for b, t in trained]))
@@ -122,6 +164,12 @@ def score(args: argparse.Namespace) -> None:
     for label, tracks in rows:
         m = mean_curves([sequence_curves(boxes, truth) for boxes, truth in tracks])
         print(f"{label:45s} success AUC {m.success_auc:.3f}  precision@20 {m.precision_score:.3f}")
+    for key, folds in picks.items():
+        if folds:
+            chosen = np.concatenate(folds)
+            shares = " ".join(f"{o:+d}: {np.mean(chosen == o):.2f}" for o in SCALE_OFFSETS)
+            print(f"{key:9s} picks the true scale {np.mean(chosen == 0):.2f} of {len(chosen)} times "
+                  f"(chance {1 / len(SCALE_OFFSETS):.2f}; by offset in steps {shares})")
 
 
 def main() -> None:
@@ -144,6 +192,9 @@ def main() -> None:
                    help="tracker settings for every model scored, e.g. track.scale_num=5")
     p.add_argument("--size-bound", action="store_true",
                    help="also score the tracked centres with the true box sizes: what box size costs")
+    p.add_argument("--scale-picks", type=int, default=0, metavar="PAIRS",
+                   help="also check, on PAIRS pairs of each fold's held-out sequences, how often the response "
+                        "picks the true one of 5 search scales (the tracker's step apart)")
     p.add_argument("--backend", default="torch", choices=BACKENDS,
                    help="inference backend (default torch: eager's boxes, 3x faster)")
     args = parser.parse_args()
