@@ -34,3 +34,15 @@ def crop_and_resize(image: np.ndarray, cx: float, cy: float, size: float, out_si
     return cv2.warpAffine(image, crop_matrix(cx, cy, size, out_size), (out_size, out_size), dst=out,
                           flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=border)
+
+
+def context_crop(image: np.ndarray, box, context: float, scale: float, out_size: int,
+                 shift=(0.0, 0.0), out: np.ndarray | None = None) -> np.ndarray:
+    """SiamFC's crop around a 0-based x, y, w, h box: the context square (context_size) times `scale`,
+    centred on the box moved by `shift` output pixels, padded with the image's mean colour. scale 1
+    with out_size = exemplar_size is the exemplar; scale search_size / exemplar_size a search region."""
+    x, y, w, h = box
+    side = context_size(w, h, context) * scale
+    cx, cy = np.array([x + w / 2, y + h / 2]) + np.asarray(shift) * side / out_size
+    return crop_and_resize(image, cx, cy, side, out_size, cv2.mean(image)[:3], out=out)
+

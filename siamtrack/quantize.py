@@ -17,7 +17,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from .config import TrackConfig
-from .crops import context_size, crop_and_resize
+from .crops import context_crop
 from .synthetic import make_clip
 
 
@@ -26,10 +26,8 @@ def calibration_batches(track: TrackConfig, size: int) -> Iterator[np.ndarray]:
     the tracker's crop of that side covers (exemplar_size: the exemplar; search_size: a search region)."""
     clip = make_clip(num_frames=track.int8_calibration_frames)
     crop = np.empty((size, size, 3), np.uint8)
-    for frame, (x, y, w, h) in zip(clip.frames, clip.boxes):
-        side = context_size(w, h, track.context) * size / track.exemplar_size
-        border = tuple(float(c) for c in frame.reshape(-1, 3).mean(axis=0))
-        crop_and_resize(frame, x + w / 2, y + h / 2, side, size, border, out=crop)
+    for frame, box in zip(clip.frames, clip.boxes):
+        context_crop(frame, box, track.context, size / track.exemplar_size, size, out=crop)
         yield crop.transpose(2, 0, 1)[None].astype(np.float32)
 
 

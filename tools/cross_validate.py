@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from siamtrack.checkpoint import load_checkpoint
 from siamtrack.config import config_from_dict, load_config
-from siamtrack.crops import context_size, crop_and_resize
+from siamtrack.crops import context_crop
 from siamtrack.datasets import load_sequences
 from siamtrack.engines import BACKENDS
 from siamtrack.metrics import mean_curves, sequence_curves
@@ -97,12 +97,6 @@ def with_true_sizes(boxes: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return np.concatenate([centres - truth[:, 2:] / 2, truth[:, 2:]], axis=1)
 
 
-def crop_around(frame: np.ndarray, box: np.ndarray, side: float, size: int) -> np.ndarray:
-    x, y, w, h = box
-    border = tuple(float(c) for c in frame.reshape(-1, 3).mean(axis=0))
-    return crop_and_resize(frame, x + w / 2, y + h / 2, side, size, border)
-
-
 def scale_picks(tracker: SiamFCTracker, sequences, pairs: int, seed: int) -> np.ndarray:
     """For `pairs` exemplar/search frame pairs: the offset (in scale steps) of the search scale whose
     response peaks highest at the target, the search crops centred on it at SCALE_OFFSETS around its
@@ -115,9 +109,9 @@ def scale_picks(tracker: SiamFCTracker, sequences, pairs: int, seed: int) -> np.
     for _ in range(pairs):
         seq, i, j = sample_pair(sources, gap, rng)
         frame_z, frame_x = read_rgb(seq.frames[i]), read_rgb(seq.frames[j])
-        z = crop_around(frame_z, seq.boxes[i], context_size(*seq.boxes[i][2:], t.context), t.exemplar_size)
-        side = context_size(*seq.boxes[j][2:], t.context) * t.search_size / t.exemplar_size
-        xs = np.stack([crop_around(frame_x, seq.boxes[j], side * t.scale_step ** o, t.search_size)
+        z = context_crop(frame_z, seq.boxes[i], t.context, 1.0, t.exemplar_size)
+        search = t.search_size / t.exemplar_size
+        xs = np.stack([context_crop(frame_x, seq.boxes[j], t.context, search * t.scale_step ** o, t.search_size)
                        for o in SCALE_OFFSETS])
         with torch.inference_mode():
             kernel = tracker.net.embed_exemplar(torch.from_numpy(z.transpose(2, 0, 1)[None].astype(np.float32)))

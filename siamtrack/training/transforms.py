@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..config import TrackConfig, TrainConfig
-from ..crops import context_size, crop_and_resize
+from ..crops import context_crop
 from ..errors import SourceError
 
 
@@ -39,20 +39,12 @@ class PairTransform:
                  rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(exemplar 3xExE, search 3xSxS, target offset from the search-crop centre in its pixels, x y)."""
         t = self.track
-        z = self._crop(frame_z, box_z, 1.0, np.zeros(2), t.exemplar_size)
+        z = context_crop(frame_z, box_z, t.context, 1.0, t.exemplar_size)
         stretch = rng.uniform(1 - self.train.stretch, 1 + self.train.stretch)
         shift = rng.uniform(-self.train.translate, self.train.translate, size=2)
-        x = self._crop(frame_x, box_x, stretch * t.search_size / t.exemplar_size, shift, t.search_size)
+        x = context_crop(frame_x, box_x, t.context, stretch * t.search_size / t.exemplar_size, t.search_size, shift)
         z, x = self._colour(z, x, rng)
         return to_tensor(z), to_tensor(x), torch.from_numpy(-shift).float()
-
-    def _crop(self, frame: np.ndarray, box: np.ndarray, scale: float, shift: np.ndarray, out_size: int) -> np.ndarray:
-        """Context crop around `box`, its side x `scale`, its centre moved by `shift` output pixels."""
-        x, y, w, h = box
-        side = context_size(w, h, self.track.context) * scale
-        cx, cy = np.array([x + w / 2, y + h / 2]) + shift * side / out_size
-        border = cv2.mean(frame)[:3]
-        return crop_and_resize(frame, cx, cy, side, out_size, border)
 
     def _colour(self, z: np.ndarray, x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Independent per-channel gains on each crop; sometimes both crops grey."""
