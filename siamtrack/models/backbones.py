@@ -118,8 +118,9 @@ class Lite0Trunk(nn.Module):
         self.load_state_dict({k: v for k, v in state.items() if k in ours}, strict=True)
 
 
-BACKBONES: dict[str, Callable[[], nn.Module]] = {
-    "alexnet": AlexNet,
+# each factory takes the input normalisation of siamtrack.config's model.input_norm
+BACKBONES: dict[str, Callable[..., nn.Module]] = {
+    "alexnet": lambda input_norm: AlexNet(),  # raw 0-255 pixels, as the paper's network
     # to the end of the 40-channel stage: light and fast
     "lite0_s3": partial(Lite0Trunk, num_blocks=5),
     # through the 112-channel stage, its 80- and 112-channel stages dilated instead of strided
@@ -131,8 +132,7 @@ def build_backbone(name: str, pretrained: bool = False, input_norm: str = "incep
     """The named backbone; `input_norm` is the input normalisation of the Lite0 trunks (AlexNet takes raw pixels)."""
     if name not in BACKBONES:
         raise ConfigError(f"unknown backbone '{name}' (known: {', '.join(BACKBONES)})")
-    factory = BACKBONES[name]
-    backbone = factory(input_norm=input_norm) if getattr(factory, "func", None) is Lite0Trunk else factory()
+    backbone = BACKBONES[name](input_norm=input_norm)
     if pretrained:
         if not hasattr(backbone, "load_imagenet"):
             raise ConfigError(f"backbone '{name}' has no pretrained weights")
