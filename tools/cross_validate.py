@@ -136,27 +136,26 @@ def score(args: argparse.Namespace) -> None:
     out = Path(args.out)
     plan = json.loads((out / FOLDS).read_text())
     sequences = {seq.name: seq for seq in load_sequences(args.data or plan["data"])}
-    trained, baseline = [], []
+    tracks = {"trained": [], "baseline": []}
     picks = {"trained": [], "baseline": []}
     base = tracker_for(args.baseline, None, args.set, args.backend) if args.baseline else None
     for k, held in enumerate(tqdm(plan["folds"], desc="folds")):
         seqs = [sequences[name] for name in held]
         model = tracker_for(None, out / f"fold{k}" / "run" / args.checkpoint, args.set, args.backend)
-        trained += track_sequences(model, seqs)
-        if base is not None:
-            baseline += track_sequences(base, seqs)
-        if args.scale_picks:
-            for key, tracker in [("trained", model), ("baseline", base)] if base else [("trained", model)]:
-                picks[key].append(scale_picks(tracker, seqs, args.scale_picks, seed=k))
-    rows = [("trained, cross-validated", trained)]
+        for key, tracker in [("trained", model), ("baseline", base)]:
+            if tracker is not None:
+                tracks[key] += track_sequences(tracker, seqs)
+                if args.scale_picks:
+                    picks[key].append(scale_picks(tracker, seqs, args.scale_picks, seed=k))
+    rows = [("trained, cross-validated", tracks["trained"])]
     if args.size_bound:
-        rows.append(("trained, true sizes at its centres", [(with_true_sizes(b, t), t) for b, t in trained]))
+        rows.append(("trained, true sizes at its centres", [(with_true_sizes(b, t), t) for b, t in tracks["trained"]]))
     if base is not None:
-        rows.append((f"baseline {args.baseline}", baseline))
+        rows.append((f"baseline {args.baseline}", tracks["baseline"]))
     print(f"{len(sequences)} sequences in {len(plan['folds'])} folds, checkpoint {args.checkpoint}",
           f"backend {args.backend}", " ".join(args.set))
-    for label, tracks in rows:
-        m = mean_curves([sequence_curves(boxes, truth) for boxes, truth in tracks])
+    for label, tracked in rows:
+        m = mean_curves([sequence_curves(boxes, truth) for boxes, truth in tracked])
         print(f"{label:45s} success AUC {m.success_auc:.3f}  precision@20 {m.precision_score:.3f}")
     for key, folds in picks.items():
         if folds:
