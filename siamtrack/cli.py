@@ -398,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
 
-    from .baselines import TRACKERS
+    from .baselines import OPENCV_TRACKERS, TRACKERS
     from .datasets import DATASETS
     evaluate = sub.add_parser("eval", help="score trackers on a benchmark folder (got10k toolkit)")
     evaluate.add_argument("--dataset", required=True, choices=DATASETS)
@@ -419,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=cmd_eval)
 
-    from .bench import OPENCV_TRACKERS, shipped_configs
+    from .bench import shipped_configs
     bench = sub.add_parser("bench", help="time each model per stage beside OpenCV's trackers "
                                          f"({', '.join(OPENCV_TRACKERS)}) on the same clip")
     bench.add_argument("--config", nargs="+", help=f"configs to time (default: all shipped: {', '.join(shipped_configs())})")
