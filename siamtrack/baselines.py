@@ -1,17 +1,15 @@
-"""OpenCV's classic trackers (CSRT, KCF, MIL) as got10k trackers: baselines on the same frames as siamtrack."""
+"""OpenCV's classic trackers (CSRT, KCF, MIL) behind siamtrack's init/update API: baselines on the same frames."""
 from __future__ import annotations
 
 import cv2
 import numpy as np
-from got10k.trackers import Tracker
 
-from .tracker import as_rgb, check_box
+from .inputs import as_rgb, check_box
 
 BASELINES = {"csrt": "TrackerCSRT", "kcf": "TrackerKCF", "mil": "TrackerMIL"}
 # CSRT and KCF live in opencv-contrib; a plain OpenCV build (opencv-python-headless) lacks them
 OPENCV_TRACKERS = {name: getattr(cv2, cls).create for name, cls in BASELINES.items() if hasattr(cv2, cls)}
 MISSING_TRACKERS = tuple(name for name in BASELINES if name not in OPENCV_TRACKERS)
-TRACKERS = ("siamtrack",) + tuple(OPENCV_TRACKERS)  # the tracker names siamtrack.evaluation runs
 # MIL draws its training samples at random from an RNG that OpenCV lets no caller seed: runs differ.
 NON_DETERMINISTIC = frozenset({"mil"})
 
@@ -27,15 +25,16 @@ def as_bgr(image) -> np.ndarray:
     return cv2.cvtColor(as_rgb(image), cv2.COLOR_RGB2BGR)
 
 
-class OpenCVTracker(Tracker):
-    """One of OPENCV_TRACKERS behind the got10k init/update API, with 0-based float x, y, w, h boxes.
+class OpenCVTracker:
+    """One of OPENCV_TRACKERS behind siamtrack's init/update API, with 0-based float x, y, w, h boxes.
 
     OpenCV reports a lost target with ok=False and a meaningless box; the last box is kept then,
     as a tracker that stays put (the usual benchmark treatment of a tracker with no output).
     """
 
     def __init__(self, kind: str):
-        super().__init__(name=kind, is_deterministic=kind not in NON_DETERMINISTIC)
+        self.name = kind
+        self.is_deterministic = kind not in NON_DETERMINISTIC
         self._create = OPENCV_TRACKERS[kind]
         self._tracker = None
         self._box = np.zeros(4)

@@ -6,13 +6,19 @@ import pickle
 import tempfile
 import warnings
 import zipfile
+from dataclasses import replace
 from pathlib import Path
+from typing import Iterable
 
 import torch
 from torch import nn
 
-from .config import Config, config_from_dict
+from .config import Config, config_from_dict, load_config, resolve_weights_path
 from .errors import CheckpointError, ConfigError
+from .models import SiameseNet
+
+# keys that older checkpoints store and configs no longer have: the network now supplies them
+RETIRED_KEYS = {"track": ("total_stride",)}
 
 
 def save_atomic(obj: dict, path: str | Path) -> None:
@@ -57,9 +63,16 @@ def _load_failure(path: Path, exc: Exception) -> str:
     return f"corrupt: {str(exc).splitlines()[0][:80] if str(exc) else type(exc).__name__}"
 
 
-def checkpoint_config(ckpt: dict, path: str | Path) -> Config:
+def checkpoint_config(ckpt: dict, path: str | Path, overrides: Iterable[str] = ()) -> Config:
+    """The config stored in a checkpoint, without its retired keys, with `overrides` applied."""
+    stored = {section: dict(values) if isinstance(values, dict) else values
+              for section, values in ckpt.get("config", {}).items()}
+    for section, keys in RETIRED_KEYS.items():
+        for key in keys:
+            if isinstance(stored.get(section), dict):
+                stored[section].pop(key, None)
     try:
-        return config_from_dict(ckpt.get("config", {}), name=str(path))
+        return config_from_dict(stored, overrides, name=str(path))
     except ConfigError as exc:
         raise CheckpointError(f"{path}: its stored config is invalid ({exc})") from None
 
@@ -86,3 +99,28 @@ def _saved_backbone(ckpt: dict) -> str | None:
     """The backbone named in a checkpoint's stored config, if it has one."""
     model = ckpt["config"].get("model") if isinstance(ckpt.get("config"), dict) else None
     return model.get("backbone") if isinstance(model, dict) else None
+
+
+def build_net(config: str | Path | Config | None, weights: str | Path | None,
+              overrides: Iterable[str] = ()) -> tuple[Config, SiameseNet, Path | None]:
+    """The network a config and weights describe, its config (a new one: `config` is left as it was)
+    and the weights file used.
+
+    The config defaults to the one stored in the weights; the weights to the ones the config names.
+    """
+    ckpt = load_checkpoint(weights) if weights else None
+    if isinstance(config, Config):
+        cfg = config_from_dict(config.to_dict(), overrides, name=config.name) if overrides else config
+    elif config is None and ckpt is not None:
+        cfg = checkpoint_config(ckpt, weights, overrides)
+    else:
+        cfg = load_config(config, overrides)
+    if ckpt is None and cfg.weights:
+        weights = resolve_weights_path(cfg)
+        ckpt = load_checkpoint(weights)
+    if ckpt is not None:  # the checkpoint supplies every weight
+        cfg = replace(cfg, model=replace(cfg.model, pretrained=False))
+    net = SiameseNet(cfg.model)
+    if ckpt is not None:
+        load_weights(net, ckpt, weights)
+    return cfg, net, Path(weights) if weights else None

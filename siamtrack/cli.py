@@ -5,25 +5,24 @@ import argparse
 import os
 import signal
 import sys
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
 import cv2
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from .draw import GREEN, RED, draw_box, draw_caption
 from .engines import BACKENDS, DEFAULT_BACKEND
 from .errors import BoxError, SiamtrackError, SourceError
+from .inputs import check_box
+from .run import RunOptions, VideoOutput, has_display, run_summary, select_box, track_source
 from .sources import open_source
+from .spec import TrackerSpec
 from .synthetic import make_clip
-from .tracker import SiamFCTracker, check_box, track_frames
+from .tracker import track_frames
 
-
-WINDOW = "siamtrack"
 AV_LOG_QUIET = "-8"  # FFmpeg's log level for silence: decoder complaints about a damaged file, line after line
 
 
@@ -62,13 +61,6 @@ def attach_bbox_values(argv: list[str]) -> list[str]:
     return joined
 
 
-def has_display() -> bool:
-    """Whether a window can open. OpenCV's GUI build aborts the process on imshow without one."""
-    if sys.platform in ("win32", "darwin"):
-        return True
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-
-
 def parse_bbox(text: str) -> tuple[float, float, float, float]:
     parts = text.replace(" ", "").split(",")
     try:
@@ -80,110 +72,30 @@ def parse_bbox(text: str) -> tuple[float, float, float, float]:
     return values
 
 
-def add_backend_arg(parser: argparse.ArgumentParser, help_prefix: str = "") -> None:
-    parser.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
-                        help=f"{help_prefix}inference backend (default: {DEFAULT_BACKEND}); all but "
-                             "onnxruntime-int8 give the same boxes, the onnxruntime ones need the onnx extra")
-
-
-def add_model_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="shipped config name or YAML path (default: the default model)")
+def add_tracker_args(parser: argparse.ArgumentParser, several: bool = False,
+                     threads_help: str = "CPU threads for torch (default: torch's choice)") -> None:
+    """The options a TrackerSpec is made of; `several` takes a list of configs and of backends (bench)."""
+    many = {"nargs": "+"} if several else {}
+    parser.add_argument("--config", **many, help="shipped config name or YAML path (default: "
+                                                 + ("every shipped config)" if several else "the default model)"))
     parser.add_argument("--weights", help="checkpoint path (default: the weights the config names)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. track.window_influence=0.2 (repeatable)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    add_backend_arg(parser)
-    parser.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's choice)")
+    parser.add_argument("--backend", choices=BACKENDS, default=[DEFAULT_BACKEND] if several else DEFAULT_BACKEND,
+                        **many, help=f"inference backend (default: {DEFAULT_BACKEND}); all but onnxruntime-int8 "
+                                     "give the same boxes, the onnxruntime ones need the onnx extra")
+    parser.add_argument("--threads", type=positive_int, help=threads_help)
 
 
-def make_tracker(args: argparse.Namespace) -> SiamFCTracker:
-    from .config import load_config
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    config = args.config
-    if args.overrides:
-        config = load_config(args.config, args.overrides)
-    return SiamFCTracker(config, args.weights, device=args.device, backend=args.backend)
+def tracker_spec(args: argparse.Namespace) -> TrackerSpec:
+    """The TrackerSpec the options of add_tracker_args describe (for one config and backend)."""
+    return TrackerSpec(args.config, args.weights, tuple(args.overrides), args.device, args.backend, args.threads)
 
 
-def select_box(frame_rgb: np.ndarray) -> tuple[float, float, float, float]:
-    if not has_display():
-        raise BoxError("no --bbox given and no display to draw one on: pass --bbox x,y,w,h")
-    title = "siamtrack: draw the target, then press Enter"
-    box = cv2.selectROI(title, cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR), showCrosshair=True)
-    cv2.destroyWindow(title)
-    if box[2] <= 0 or box[3] <= 0:
-        raise BoxError("no box drawn")
-    return tuple(float(v) for v in box)
-
-
-class VideoOutput:
-    """An mp4v video writer that keeps the size of the first frame."""
-
-    def __init__(self, path: Path, fps: float, first_bgr: np.ndarray):
-        self.size = (first_bgr.shape[1], first_bgr.shape[0])
-        self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, self.size)
-        if not self.writer.isOpened():
-            raise SiamtrackError(f"{path}: cannot write a video there (is its folder there, and is the name a "
-                                 ".mp4, .avi or .mov file?)")
-
-    def write(self, frame_bgr: np.ndarray) -> None:
-        if (frame_bgr.shape[1], frame_bgr.shape[0]) != self.size:
-            frame_bgr = cv2.resize(frame_bgr, self.size)
-        self.writer.write(frame_bgr)
-
-    def close(self) -> None:
-        self.writer.release()
-
-
-class RunOutputs:
-    """The annotated video and the boxes file of a run, each valid up to the last frame written."""
-
-    def __init__(self, video: str | None, boxes: str | None, fps: float):
-        self.video_path, self.fps = video, fps
-        self.video: VideoOutput | None = None
-        try:
-            self.boxes = open(boxes, "w") if boxes else None
-        except OSError as exc:
-            raise SiamtrackError(f"{boxes}: cannot write the boxes there ({exc.strerror})") from None
-
-    def write(self, index: int, box: np.ndarray, score: float, shown_bgr: np.ndarray | None) -> None:
-        if self.boxes:
-            x, y, w, h = box
-            self.boxes.write(f"{index},{x:.2f},{y:.2f},{w:.2f},{h:.2f},{score:.4f}\n")
-            self.boxes.flush()
-        if self.video_path and shown_bgr is not None:
-            self.video = self.video or VideoOutput(Path(self.video_path), self.fps, shown_bgr)
-            self.video.write(shown_bgr)
-
-    def close(self) -> None:
-        if self.video:
-            self.video.close()
-        if self.boxes:
-            self.boxes.close()
-
-
-def annotate(frame_rgb: np.ndarray, box, score: float, lost: bool, fps: float) -> np.ndarray:
-    bgr = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR)
-    draw_box(bgr, box, RED if lost else GREEN)
-    draw_caption(bgr, f"{fps:.1f} fps  score {score:.2f}" + ("  TARGET LOST" if lost else ""))
-    return bgr
-
-
-KEYS_QUIT = (ord("q"), 27)
-KEYS_RESELECT = (ord("r"), ord(" "))
-KEY_PAUSE = ord("p")
-
-
-def read_key() -> int:
-    """The key pressed in the window, if any; p pauses until p again (or another command key)."""
-    key = cv2.waitKey(1) & 0xFF
-    if key != KEY_PAUSE:
-        return key
-    while True:
-        key = cv2.waitKey(0) & 0xFF
-        if key in (KEY_PAUSE, *KEYS_QUIT, *KEYS_RESELECT):
-            return -1 if key == KEY_PAUSE else key
+def _chain(first, rest):
+    yield first
+    yield from rest
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -198,7 +110,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     box = parse_bbox(args.bbox) if args.bbox is not None else None
     # the model loads before a live stream opens, as the stream will not wait for it, and after a file
     # or folder opens, so that a bad one or a bad box fails at once
-    tracker = make_tracker(args) if live else None
+    spec = tracker_spec(args)
+    tracker = spec.build() if live else None
     source = open_source(args.source, timeout=args.timeout)
     try:
         frames = iter(source)
@@ -206,78 +119,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         if first is None:
             raise SourceError(f"{args.source}: no frames could be read")
         box = check_box(box or select_box(first), first.shape[1], first.shape[0])
-        tracker = tracker or make_tracker(args)
-        return track_source(args, source, tracker, _chain(first, frames), box)
+        tracker = tracker or spec.build()
+        options = RunOptions(args.output, args.boxes, args.show, progress=not args.quiet)
+        stats = track_source(source, tracker, _chain(first, frames), box, options)
     finally:
         source.close()
-
-
-def track_source(args: argparse.Namespace, source, tracker: SiamFCTracker, frames, box) -> int:
-    outputs = RunOutputs(args.output, args.boxes, source.fps)
-    progress = tqdm(total=source.frame_count, unit="frame", disable=source.is_live or args.quiet)
-    count, busy, latencies = 0, 0.0, []
-    if args.show:
-        cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)  # no toolbar
-    try:
-        for index, frame in enumerate(frames):
-            start = time.perf_counter()
-            if index == 0:
-                tracker.init(frame, box)
-            else:
-                box = tracker.update(frame)
-            count, busy = count + 1, busy + time.perf_counter() - start
-            lost = index > 0 and tracker.lost
-            shown = annotate(frame, box, tracker.score, lost, count / busy) if (args.output or args.show) else None
-            # live streams drop frames and files may skip unreadable ones: number each box by its frame's position
-            outputs.write(source.frame_index, box, tracker.score, shown)
-            if source.is_live:
-                latencies.append(time.perf_counter() - source.captured_at)
-            progress.update()
-            progress.set_postfix(fps=f"{count / busy:.1f}", refresh=False)
-            if args.show:
-                cv2.imshow(WINDOW, shown)
-                key = read_key()
-                if key in KEYS_QUIT:
-                    break
-                if key in KEYS_RESELECT:
-                    box = select_box(frame)
-                    tracker.init(frame, box)
-    except KeyboardInterrupt:
-        print(f"siamtrack: interrupted after {count} frames; outputs so far are kept", file=sys.stderr)
+    if stats.interrupted:  # Ctrl-C or SIGTERM: still a closing summary, on stderr like every interruption
+        print(f"siamtrack: {run_summary(source, stats, options)}", file=sys.stderr)
         return 130
-    except SiamtrackError as exc:  # a bad frame mid-run: say how far the run got and what it kept
-        kept = "; the outputs so far are kept" if args.output or args.boxes else ""
-        raise type(exc)(f"{exc}; stopped after {count} frame(s){kept}") from None
-    finally:
-        progress.close()
-        outputs.close()
-        if args.show:
-            cv2.destroyAllWindows()
-    print(run_summary(args, source, count, busy, latencies))
+    print(run_summary(source, stats, options))
     return 0
-
-
-def run_summary(args, source, count: int, busy: float, latencies: list[float]) -> str:
-    line = f"tracked {count} frames at {count / max(busy, 1e-9):.1f} fps"
-    if source.is_live:
-        ms = 1000 * np.array(latencies)
-        line += (f"; {source.dropped} of {source.received} stream frames dropped; "
-                 f"latency {np.median(ms):.0f} ms median, {np.percentile(ms, 90):.0f} ms p90")
-    if source.skipped:
-        line += f"; skipped {source.skipped} unreadable frame(s), the first: frame {source.first_skipped}"
-    outputs = ", ".join(p for p in (args.output, args.boxes) if p)
-    return line + (f" -> {outputs}" if outputs else "")
-
-
-def _chain(first, rest):
-    yield first
-    yield from rest
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from got10k.utils.metrics import rect_iou
     clip = make_clip()
-    tracker = make_tracker(args)
+    tracker = tracker_spec(args).build()
     video = None
     predicted, busy = [], 0.0
     try:
@@ -317,11 +174,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluation import SiamOptions, evaluate
+    from .evaluation import evaluate
     from .report import overall_table
     trackers = [name.strip() for name in args.trackers.split(",") if name.strip()]
-    options = SiamOptions(args.config, args.weights, tuple(args.overrides), args.device, args.backend)
-    summary = evaluate(args.dataset, args.root, trackers, args.out or f"eval_{args.dataset}", options,
+    summary = evaluate(args.dataset, args.root, trackers, args.out or f"eval_{args.dataset}", tracker_spec(args),
                        workers=args.workers, threads=args.threads, resume=args.resume,
                        progress=lambda jobs, total: tqdm(jobs, total=total, unit="seq", disable=args.quiet))
     print(f"{summary.benchmark}, {len(summary.sequences)} sequences:\n{overall_table(summary)}")
@@ -331,15 +187,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_vot(args: argparse.Namespace) -> int:
     from .vot import serve
-    serve(make_tracker(args))  # stdout carries the protocol: print nothing here
+    serve(tracker_spec(args).build())  # stdout carries the protocol: print nothing here
     return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     import json
     from .baselines import MISSING_TRACKERS
-    from .bench import format_report, run_bench
-    report = run_bench(args.config, args.backend, args.weights, args.device, args.threads, args.frames).to_dict()
+    from .speed import format_report, run_bench
+    shared = TrackerSpec(weights=args.weights, overrides=tuple(args.overrides), device=args.device,
+                         threads=args.threads)
+    report = run_bench(args.config, args.backend, shared, args.frames).to_dict()
     print(format_report(report))
     if MISSING_TRACKERS:
         print(f"not timed: {', '.join(MISSING_TRACKERS)} (this OpenCV build lacks them; opencv-contrib-python has them)")
@@ -350,8 +208,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from .checkpoint import build_net
     from .engines import ONNX_OPSET, export_onnx
-    from .tracker import build_net
     cfg, net, _ = build_net(args.config, args.weights)
     paths = export_onnx(net.eval(), cfg.track, args.out)
     print(f"wrote {', '.join(str(p) for p in paths.values())} (ONNX opset {ONNX_OPSET}, batch norm folded, "
@@ -372,16 +230,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--show", action="store_true", help="show the tracking in a window")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for a stream (default 10)")
-    add_model_args(run)
+    add_tracker_args(run)
     run.set_defaults(func=cmd_run)
 
     demo = sub.add_parser("demo", help="track a built-in synthetic clip and write demo.mp4")
     demo.add_argument("--output", default="demo.mp4")
-    add_model_args(demo)
+    add_tracker_args(demo)
     demo.set_defaults(func=cmd_demo)
 
     vot = sub.add_parser("vot", help="serve the VOT toolkit over the TraX protocol (started by the toolkit)")
-    add_model_args(vot)
+    add_tracker_args(vot)
     vot.set_defaults(func=cmd_vot)
 
     train = sub.add_parser("train", help="train a model on sequence folders (GOT-10k, OTB or VOT layout)")
@@ -398,8 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
 
-    from .baselines import OPENCV_TRACKERS, TRACKERS
+    from .baselines import OPENCV_TRACKERS
     from .datasets import DATASETS
+    from .registry import TRACKERS
     evaluate = sub.add_parser("eval", help="score trackers on a benchmark folder (got10k toolkit)")
     evaluate.add_argument("--dataset", required=True, choices=DATASETS)
     evaluate.add_argument("--root", required=True, metavar="DIR", help="the benchmark's folder")
@@ -409,28 +268,19 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", metavar="DIR", help="results, reports, summary.md, plots (default: eval_DATASET)")
     evaluate.add_argument("--resume", action="store_true", help="keep finished sequences in --out, run the rest")
     evaluate.add_argument("--workers", type=positive_int, default=1, help="processes running sequences in parallel")
-    evaluate.add_argument("--threads", type=positive_int, default=2, help="CPU threads in all, shared by the workers")
-    evaluate.add_argument("--config", help="siamtrack: shipped config name or YAML path")
-    evaluate.add_argument("--weights", help="siamtrack: checkpoint path (default: the weights the config names)")
-    evaluate.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                          help="siamtrack: override a config value (repeatable)")
-    evaluate.add_argument("--device", default="auto", help="siamtrack: auto, cpu or cuda")
-    add_backend_arg(evaluate, "siamtrack models: ")
+    add_tracker_args(evaluate, threads_help="CPU threads in all, shared by the workers (default: 2)")
+    evaluate.set_defaults(threads=2)
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=cmd_eval)
 
-    from .bench import shipped_configs
+    from .config import shipped_configs
     bench = sub.add_parser("bench", help="time each model per stage beside OpenCV's trackers "
                                          f"({', '.join(OPENCV_TRACKERS)}) on the same clip")
-    bench.add_argument("--config", nargs="+", help=f"configs to time (default: all shipped: {', '.join(shipped_configs())})")
-    bench.add_argument("--weights", help="checkpoint path (default: the weights each config names)")
-    bench.add_argument("--backend", nargs="+", choices=BACKENDS, default=[DEFAULT_BACKEND],
-                       help=f"backends to time beside eager, the reference (default: {DEFAULT_BACKEND})")
+    add_tracker_args(bench, several=True, threads_help="CPU threads for torch, ONNX Runtime and OpenCV "
+                                                       "(default: torch's)")
+    bench.set_defaults(config=shipped_configs())
     bench.add_argument("--frames", type=whole_number(2),
                        help="length of the synthetic 640x360 clip, at least 2 (default: the demo's)")
-    bench.add_argument("--threads", type=positive_int,
-                       help="CPU threads for torch, ONNX Runtime and OpenCV (default: torch's)")
-    bench.add_argument("--device", default="auto", help="auto, cpu or cuda (OpenCV's trackers run on the CPU)")
     bench.add_argument("--json", metavar="FILE", help="also write the figures to this JSON file")
     bench.set_defaults(func=cmd_bench)
 

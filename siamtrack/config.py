@@ -31,7 +31,6 @@ class TrackConfig:
     exemplar_size: int = 127
     search_size: int = 255
     context: float = 0.5
-    total_stride: int = 8
     response_up: int = 16
     scale_num: int = 3
     scale_step: float = 1.0375
@@ -93,7 +92,7 @@ _CHOICES = {"model.xcorr": ("plain", "normalized"),
 # the tracker or the training loop, with an error that no longer names the key
 _RANGES = (
     ("> 0", lambda v: v > 0, {
-        "model.out_scale", "track.exemplar_size", "track.search_size", "track.total_stride", "track.response_up",
+        "model.out_scale", "track.exemplar_size", "track.search_size", "track.response_up",
         "track.scale_num", "track.scale_step", "track.min_size", "track.max_size_ratio", "train.epochs",
         "train.batch_size", "train.lr_start", "train.lr_end", "train.max_gap", "train.positive_radius",
         "train.pairs_per_epoch", "train.log_interval"}),
@@ -118,6 +117,11 @@ def shipped_dir(kind: str) -> Path:
     return installed if installed.is_dir() else package.parent / kind
 
 
+def shipped_configs() -> list[str]:
+    """The names of the configs that ship with siamtrack."""
+    return sorted(p.stem for p in shipped_dir("configs").glob("*.yaml"))
+
+
 def resolve_config_path(name_or_path: str | Path) -> Path:
     """A path to a YAML file, or the name of a shipped config (`siamfc_alexnet`)."""
     path = Path(name_or_path)
@@ -127,8 +131,7 @@ def resolve_config_path(name_or_path: str | Path) -> Path:
         return path
     shipped = shipped_dir("configs") / f"{name_or_path}.yaml"
     if not shipped.is_file():
-        names = sorted(p.stem for p in shipped_dir("configs").glob("*.yaml"))
-        raise ConfigError(f"no config named '{name_or_path}' (shipped: {', '.join(names)})")
+        raise ConfigError(f"no config named '{name_or_path}' (shipped: {', '.join(shipped_configs())})")
     return shipped
 
 

@@ -15,12 +15,16 @@ import numpy as np
 
 from .errors import SourceError
 
-# the benchmarks `siamtrack eval` scores (siamtrack.benchmarks): here, so that the command line can
-# list them without importing got10k's experiments
-DATASETS = ("otb", "got10k", "vot", "uav123", "dtb70", "tcolor128", "nfs")
+# the benchmarks `siamtrack eval` scores (siamtrack.experiments), each with its ground truth's convention:
+# 1-based from MATLAB toolkits (OTB and those built on it, VOT) and for GOT-10k (got-10k/toolkit#6),
+# 0-based for NfS. Here, so that the command line can list them without importing got10k's experiments.
+ONE_BASED = {"otb": True, "got10k": True, "vot": True, "uav123": True, "dtb70": True, "tcolor128": True,
+             "nfs": False}
+DATASETS = tuple(ONE_BASED)
+_ONE_BASED_SHIFT = np.array([1.0, 1.0, 0.0, 0.0])  # added to 0-based x, y, w, h to make them 1-based
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 OTB_GT_GLOB = "groundtruth_rect*.txt"
-GOT10K_SPLITS = ("train", "val")
+GOT10K_TRAIN_SPLITS = ("train", "val")  # the GOT-10k splits with per-frame ground truth
 _SEPARATORS = re.compile(r"[,\s]+")
 
 
@@ -39,17 +43,31 @@ class Sequence:
 
     def to_source(self, boxes: np.ndarray) -> np.ndarray:
         """0-based x, y, w, h boxes in the convention of this sequence's ground-truth file."""
-        shift = np.array([1.0, 1.0, 0.0, 0.0]) if self.one_based else np.zeros(4)
-        return np.asarray(boxes, dtype=np.float64) + shift
+        return from_zero_based(boxes, self.one_based)
 
 
-def _natural_key(path: Path) -> list:
-    """Sort frame 2 before frame 10 even without zero padding."""
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name)]
+def to_zero_based(boxes, one_based: bool) -> np.ndarray:
+    """x, y, w, h boxes of a file's convention as 0-based float64 boxes."""
+    return np.asarray(boxes, dtype=np.float64) - (_ONE_BASED_SHIFT if one_based else 0)
+
+
+def from_zero_based(boxes, one_based: bool) -> np.ndarray:
+    """0-based x, y, w, h boxes in a file's convention, as float64."""
+    return np.asarray(boxes, dtype=np.float64) + (_ONE_BASED_SHIFT if one_based else 0)
+
+
+def natural_key(path: Path) -> tuple[list, str]:
+    """Names sorted as people mean them, numbers as numbers: 2.jpg before 10.jpg without zero padding.
+
+    The one frame order of siamtrack: folder sources, dataset readers and training all sort with it.
+    Names equal but for padding (1.jpg, 01.jpg) fall back to plain order, so the order never depends
+    on the file system's.
+    """
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name)], path.name
 
 
 def list_frames(folder: Path) -> list[Path]:
-    return sorted((p for p in folder.iterdir() if p.suffix.lower() in FRAME_SUFFIXES), key=_natural_key)
+    return sorted((p for p in folder.iterdir() if p.suffix.lower() in FRAME_SUFFIXES), key=natural_key)
 
 
 def _data_lines(path: Path) -> list[str]:
@@ -100,10 +118,8 @@ def _check_count(path: Path, count: int, frames: list[Path], folder: Path) -> No
 def make_sequence(name: str, frame_dir: Path, gt_path: Path, one_based: bool, layout: str) -> Sequence:
     """A sequence from its frames and ground truth; NaN boxes (UAV123 out-of-view) count as absent."""
     frames = list_frames(frame_dir)
-    boxes = parse_boxes(gt_path)
+    boxes = to_zero_based(parse_boxes(gt_path), one_based)
     _check_count(gt_path, len(boxes), frames, frame_dir)
-    if one_based:
-        boxes[:, :2] -= 1
     absent = ~np.isfinite(boxes).all(axis=1)
     return Sequence(name, frames, boxes, absent, one_based, layout)
 
@@ -126,7 +142,8 @@ def _is_got10k_split(folder: Path) -> bool:
 
 
 def _got10k_sequence(folder: Path) -> Sequence:
-    seq = make_sequence(folder.name, folder, folder / "groundtruth.txt", one_based=True, layout="got10k")
+    seq = make_sequence(folder.name, folder, folder / "groundtruth.txt", one_based=ONE_BASED["got10k"],
+                        layout="got10k")
     for label in ("absence", "cover"):
         path = folder / f"{label}.label"
         if path.is_file():
@@ -151,7 +168,7 @@ def _otb_sequences(folder: Path) -> list[Sequence]:
     gt_paths = sorted(folder.glob(OTB_GT_GLOB))
     # several targets in one video (Jogging: groundtruth_rect.1.txt, .2.txt) become several sequences
     suffixes = [p.name[len("groundtruth_rect"):-len(".txt")] for p in gt_paths]
-    return [make_sequence(folder.name + suffix, frame_dir, p, one_based=True, layout="otb")
+    return [make_sequence(folder.name + suffix, frame_dir, p, one_based=ONE_BASED["otb"], layout="otb")
             for p, suffix in zip(gt_paths, suffixes)]
 
 
@@ -163,7 +180,7 @@ def load_otb(root: Path) -> list[Sequence]:
     """A folder of OTB sequences, or one OTB sequence folder."""
     if _is_otb_sequence(root):
         return _otb_sequences(root)
-    folders = sorted((d for d in root.iterdir() if d.is_dir() and _is_otb_sequence(d)), key=_natural_key)
+    folders = sorted((d for d in root.iterdir() if d.is_dir() and _is_otb_sequence(d)), key=natural_key)
     return [seq for folder in folders for seq in _otb_sequences(folder)]
 
 
@@ -171,7 +188,8 @@ def load_otb(root: Path) -> list[Sequence]:
 
 def _vot_sequence(folder: Path) -> Sequence:
     frame_dir = folder / "color" if (folder / "color").is_dir() else folder
-    return make_sequence(folder.name, frame_dir, folder / "groundtruth.txt", one_based=True, layout="vot")
+    return make_sequence(folder.name, frame_dir, folder / "groundtruth.txt", one_based=ONE_BASED["vot"],
+                         layout="vot")
 
 
 def _is_vot(root: Path) -> bool:
@@ -192,7 +210,7 @@ def detect_layout(root: Path) -> str:
         raise SourceError(f"dataset folder not found: {root}")
     if _is_got10k_split(root):
         return "got10k"
-    if any(_is_got10k_split(root / split) for split in GOT10K_SPLITS):
+    if any(_is_got10k_split(root / split) for split in GOT10K_TRAIN_SPLITS):
         return "got10k_root"
     if _is_vot(root):
         return "vot"
@@ -212,7 +230,7 @@ def load_sequences(root: str | Path, split: str = "train") -> list[Sequence]:
     root = Path(root)
     layout = detect_layout(root)
     if layout == "got10k_root":
-        if split not in GOT10K_SPLITS or not _is_got10k_split(root / split):
+        if split not in GOT10K_TRAIN_SPLITS or not _is_got10k_split(root / split):
             raise SourceError(f"{root}: no GOT-10k split '{split}' (list.txt + sequences)")
         return load_got10k_split(root / split)
     loaders = {"got10k": load_got10k_split, "otb": load_otb, "vot": load_vot}

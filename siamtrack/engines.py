@@ -1,7 +1,7 @@
 """Inference backends behind one small interface: an Engine runs the two branches and the head.
 
 An Engine is what SiamFCTracker calls: `embed_exemplar(z)` once per target, `embed_search(x)` and
-`head(kernel, features)` once per frame. Inputs are float NCHW RGB batches (0-255) on the engine's
+`correlate(kernel, features)` once per frame. Inputs are float NCHW RGB batches (0-255) on the engine's
 device; outputs stay on that device.
 
 - eager: the plain SiameseNet as trained, kept as the reference every other backend is held to.
@@ -66,17 +66,12 @@ class SearchBranch(nn.Module):
         return self.net.embed_search(x)
 
 
-@contextmanager
-def float32_convolutions() -> Iterator[None]:
-    """cuDNN convolutions in full float32 for the duration. By default cuDNN rounds float32 convolutions to
-    TF32 (a 10-bit mantissa) on Ampere and later GPUs: enough to move a response peak, so that backends
-    which fold batch norm differently part ways; a CPU ignores the setting."""
-    allowed = torch.backends.cudnn.allow_tf32
+def use_float32_convolutions() -> None:
+    """cuDNN convolutions in full float32, for the whole process. By default cuDNN rounds float32
+    convolutions to TF32 (a 10-bit mantissa) on Ampere and later GPUs: enough to move a response peak,
+    so that backends which fold batch norm differently part ways. Set once, when a GPU engine is built,
+    not around each call: a flag flipped and restored per call races between trackers in two threads."""
     torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.allow_tf32 = allowed
 
 
 class Engine(nn.Module):
@@ -90,16 +85,13 @@ class Engine(nn.Module):
         self.head = head
 
     def embed_exemplar(self, z: torch.Tensor) -> torch.Tensor:
-        with float32_convolutions():
-            return self.embed_z(z)
+        return self.embed_z(z)
 
     def embed_search(self, x: torch.Tensor) -> torch.Tensor:
-        with float32_convolutions():
-            return self.embed_x(x)
+        return self.embed_x(x)
 
     def correlate(self, kernel: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-        with float32_convolutions():
-            return self.head(kernel, features)
+        return self.head(kernel, features)
 
 
 def fold_batchnorm(net: SiameseNet) -> SiameseNet:
@@ -260,6 +252,8 @@ def onnxruntime_engine(net: SiameseNet, track: TrackConfig, device: torch.device
 
 def build_engine(net: SiameseNet, backend: str, track: TrackConfig, device: torch.device) -> Engine:
     """`net` (in eval mode, on `device`) as `backend` runs it."""
+    if device.type == "cuda":
+        use_float32_convolutions()
     if backend == "eager":
         return eager_engine(net)
     if backend == "torch":

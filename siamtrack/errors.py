@@ -27,3 +27,11 @@ class FrameError(SiamtrackError):
 
 class NotInitializedError(SiamtrackError):
     """A tracker asked to update before init gave it a target."""
+
+
+class EvaluationError(SiamtrackError):
+    """A benchmark folder, tracker name or output folder that evaluation cannot use."""
+
+
+class TargetError(SiamtrackError):
+    """A target id given twice, or one that is not tracked."""

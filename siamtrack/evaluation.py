@@ -1,11 +1,12 @@
 """Benchmark evaluation: run siamtrack and OpenCV baselines through got10k's experiments, sequences in
 parallel and resumable, and score them.
 
-    summary = evaluate("otb", "data/OTB", ["siamtrack", "csrt"], "runs/otb", SiamOptions(weights=...),
+    summary = evaluate("otb", "data/OTB", ["siamtrack", "csrt"], "runs/otb", TrackerSpec(weights=...),
                        workers=2, threads=2)
 
-siamtrack.benchmarks wraps the got10k experiments (file layout, box conventions); this module runs jobs,
-one tracker on one sequence each, and scores the results.
+siamtrack.experiments wraps the got10k experiments (file layout, box conventions, result files);
+siamtrack.registry names and builds the trackers; this module runs jobs, one tracker on one
+sequence each, and scores the results.
 
 For one-pass benchmarks the table gives success AUC, precision at 20 px and normalized precision
 (siamtrack.metrics), averaged over sequences (over repetitions first, for a tracker got10k runs more
@@ -18,7 +19,6 @@ accuracy and robustness (failures, with re-initialisation) on VOT.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import signal
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,74 +27,13 @@ from typing import Callable, Iterable, Iterator
 import cv2
 import numpy as np
 import torch
-from got10k.trackers import Tracker
 
-from .baselines import MISSING_TRACKERS, OPENCV_TRACKERS, TRACKERS, OpenCVTracker
-from .benchmarks import Benchmark, EvaluationError, open_benchmark
-from .config import load_config, resolve_config_path
-from .engines import DEFAULT_BACKEND
-from .errors import ConfigError
+from .errors import EvaluationError
+from .experiments import Benchmark, open_benchmark
 from .metrics import Curves, mean_curves, sequence_curves
+from .registry import build_tracker, resolve_trackers
 from .report import Summary, write_summary
-
-
-# --- trackers
-
-@dataclass(frozen=True)
-class SiamOptions:
-    """How to build siamtrack trackers (picklable, so that worker processes build their own).
-
-    `config`, `weights` and `overrides` make the tracker named `siamtrack`; `models` maps each other
-    siamtrack label to its config (a shipped name or a YAML path, with the weights it names).
-    `device` and `backend` (siamtrack.engines) apply to every siamtrack model.
-    """
-    config: str | None = None
-    weights: str | None = None
-    overrides: tuple[str, ...] = ()
-    device: str = "cpu"
-    backend: str = DEFAULT_BACKEND
-    models: tuple[tuple[str, str], ...] = ()
-
-
-def make_tracker(name: str, options: SiamOptions = SiamOptions()) -> Tracker:
-    from .tracker import SiamFCTracker
-    models = dict(options.models)
-    siam = {"device": options.device, "backend": options.backend, "name": name}
-    if name == "siamtrack":
-        config = load_config(options.config, options.overrides) if options.overrides else options.config
-        return SiamFCTracker(config, options.weights, **siam)
-    if name in models:
-        return SiamFCTracker(models[name], **siam)
-    if name in OPENCV_TRACKERS:
-        return OpenCVTracker(name)
-    raise EvaluationError(f"unknown tracker '{name}' (choose from {', '.join(TRACKERS)})")
-
-
-def resolve_trackers(names: Iterable[str]) -> tuple[list[str], tuple[tuple[str, str], ...]]:
-    """Labels of the trackers to run, and the siamtrack models among them as (label, config) pairs.
-
-    Besides `siamtrack` and the OpenCV baselines, a shipped config name or a YAML path names a
-    siamtrack model (with the weights its config names), labelled by the file's stem.
-    """
-    labels, models = [], []
-    for name in names:
-        if name in MISSING_TRACKERS:
-            raise EvaluationError(f"OpenCV's {name.upper()} tracker is not in this OpenCV build "
-                                  "(install opencv-contrib-python instead of opencv-python)")
-        if name not in TRACKERS:
-            try:
-                label = resolve_config_path(name).stem
-            except ConfigError:
-                raise EvaluationError(f"unknown tracker '{name}' (choose from {', '.join(TRACKERS)}, "
-                                      "a shipped config name or a YAML path)") from None
-            models.append((label, name))
-            name = label
-        labels.append(name)
-    if not labels:
-        raise EvaluationError(f"no trackers given (choose from {', '.join(TRACKERS)})")
-    if len(set(labels)) != len(labels):
-        raise EvaluationError(f"a tracker is named twice in {','.join(labels)}")
-    return labels, tuple(models)
+from .spec import TrackerSpec
 
 
 # --- running: one job is one tracker on one sequence
@@ -118,32 +57,33 @@ def plan(benchmark: Benchmark, trackers: list[str], resume: bool = False) -> lis
             if not benchmark.marker(tracker, name).exists()]
 
 
-_worker: dict = {}  # per process: the benchmark, the options, and each tracker once built
+Trackers = dict  # label -> TrackerSpec, or None for an OpenCV baseline (siamtrack.registry)
+_worker: dict = {}  # per process: the benchmark, the trackers' specs, and each tracker once built
 
 
-def _start_worker(benchmark: Benchmark, options: SiamOptions, threads: int) -> None:
+def _start_worker(benchmark: Benchmark, trackers: Trackers, threads: int) -> None:
     torch.set_num_threads(threads)
     cv2.setNumThreads(threads)
-    _worker.update(benchmark=benchmark, options=options, trackers={})
+    _worker.update(benchmark=benchmark, specs=trackers, built={})
 
 
-def _start_pool_worker(benchmark: Benchmark, options: SiamOptions, threads: int) -> None:
+def _start_pool_worker(benchmark: Benchmark, trackers: Trackers, threads: int) -> None:
     # Ctrl-C reaches every process of the terminal's group: the parent stops the pool, and a worker
     # left to handle it too would only print its own traceback
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _start_worker(benchmark, options, threads)
+    _start_worker(benchmark, trackers, threads)
 
 
 def _run_job(job: Job) -> Job:
-    trackers = _worker["trackers"]
-    if job.tracker not in trackers:
-        trackers[job.tracker] = make_tracker(job.tracker, _worker["options"])
-    _worker["benchmark"].run_sequence(trackers[job.tracker], job.tracker, job.index)
+    built = _worker["built"]
+    if job.tracker not in built:
+        built[job.tracker] = build_tracker(job.tracker, _worker["specs"][job.tracker])
+    _worker["benchmark"].run_sequence(built[job.tracker], job.tracker, job.index)
     return job
 
 
-def run_jobs(benchmark: Benchmark, jobs: list[Job], options: SiamOptions = SiamOptions(),
-             workers: int = 1, threads: int = 2) -> Iterator[Job]:
+def run_jobs(benchmark: Benchmark, jobs: list[Job], trackers: Trackers, workers: int = 1,
+             threads: int = 2) -> Iterator[Job]:
     """Run the jobs, yielding each as it finishes.
 
     `threads` is the total CPU budget: each of the `workers` processes gets threads // workers (at
@@ -156,7 +96,7 @@ def run_jobs(benchmark: Benchmark, jobs: list[Job], options: SiamOptions = SiamO
     per_worker = max(1, threads // workers)
     if workers == 1 or len(jobs) <= 1:
         saved = torch.get_num_threads(), cv2.getNumThreads()
-        _start_worker(benchmark, options, per_worker)
+        _start_worker(benchmark, trackers, per_worker)
         try:
             yield from map(_run_job, jobs)
         finally:  # the caller's thread counts again
@@ -165,27 +105,19 @@ def run_jobs(benchmark: Benchmark, jobs: list[Job], options: SiamOptions = SiamO
         return
     # spawn, not fork: a forked copy of a process that has started torch's thread pools can hang
     context = multiprocessing.get_context("spawn")
-    with context.Pool(min(workers, len(jobs)), _start_pool_worker, (benchmark, options, per_worker)) as pool:
+    with context.Pool(min(workers, len(jobs)), _start_pool_worker, (benchmark, trackers, per_worker)) as pool:
         yield from pool.imap_unordered(_run_job, jobs)
 
 
 # --- scoring
 
-def _times(path: str) -> np.ndarray:
-    """Tracker seconds per frame (all repetitions), without got10k's NaN for skipped frames."""
-    if not os.path.isfile(path):
-        return np.zeros(0)
-    times = np.loadtxt(path, delimiter=",", ndmin=1).ravel()
-    return times[np.isfinite(times) & (times > 0)]
-
-
 def _fps(times: np.ndarray) -> float:
     return float(len(times) / times.sum()) if len(times) else float("nan")
 
 
-def _ope_curves(benchmark: Benchmark, index: int, records: list[str]) -> Curves:
+def _ope_curves(benchmark: Benchmark, tracker: str, index: int) -> Curves:
     truth, valid = benchmark.ground_truth(index)
-    runs = [np.loadtxt(path, delimiter=",", ndmin=2) for path in records]
+    runs = benchmark.records(tracker, benchmark.seq_names[index])
     for boxes in runs:
         boxes[0] = truth[0]  # frame 0 is given, not tracked: it scores as given, as got10k scores it
     return mean_curves([sequence_curves(boxes[valid], truth[valid]) for boxes in runs])
@@ -194,11 +126,6 @@ def _ope_curves(benchmark: Benchmark, index: int, records: list[str]) -> Curves:
 def _curve_scores(curves: Curves) -> dict[str, float]:
     return {"success_auc": curves.success_auc, "precision": curves.precision_score,
             "norm_precision": curves.norm_precision_score}
-
-
-def _vot_failures(records: list[str]) -> float:
-    """Failures per run: got10k's VOT record files mark each failure frame with a line '2'."""
-    return float(np.mean([Path(path).read_text().split().count("2") for path in records]))
 
 
 def _columns(benchmark: Benchmark) -> tuple[list[str], list[str]]:
@@ -214,15 +141,14 @@ def _columns(benchmark: Benchmark) -> tuple[list[str], list[str]]:
 def _score_tracker(benchmark: Benchmark, tracker: str, summary: Summary) -> None:
     all_times, all_curves = [], []
     for index, name in enumerate(benchmark.seq_names):
-        records, time_file = benchmark.result_files(tracker, name)
-        times = _times(time_file)
+        times = benchmark.seconds(tracker, name)
         all_times.append(times)
         scores = summary.sequences[name][tracker]
         scores["fps"] = _fps(times)
         if benchmark.is_vot():
-            scores["failures"] = _vot_failures(records)
+            scores["failures"] = benchmark.failures(tracker, name)
         elif benchmark.has_ground_truth():
-            all_curves.append(_ope_curves(benchmark, index, records))
+            all_curves.append(_ope_curves(benchmark, tracker, index))
             scores.update(_curve_scores(all_curves[-1]))
     summary.overall[tracker]["fps"] = _fps(np.concatenate(all_times))
     if all_curves:
@@ -259,20 +185,24 @@ def summarize(benchmark: Benchmark, trackers: list[str]) -> Summary:
 # --- all of it
 
 def evaluate(dataset: str, root: str | Path, trackers: Iterable[str], out_dir: str | Path,
-             options: SiamOptions = SiamOptions(), workers: int = 1, threads: int = 2, resume: bool = False,
+             siamtrack: TrackerSpec = TrackerSpec(device="cpu"), workers: int = 1, threads: int = 2,
+             resume: bool = False,
              progress: Callable[[Iterator[Job], int], Iterable[Job]] = lambda jobs, total: jobs) -> Summary:
     """Run `trackers` over a benchmark folder, score them and write the summary files under `out_dir`.
 
-    `progress(jobs, total)` may wrap the stream of finished jobs, e.g. in a progress bar.
+    `siamtrack` describes the tracker named `siamtrack`; its device and backend apply to every
+    siamtrack model (siamtrack.registry). `progress(jobs, total)` may wrap the stream of finished
+    jobs, e.g. in a progress bar.
     """
-    trackers, models = resolve_trackers(trackers)
-    options = replace(options, models=models)
+    # the workers share out `threads` among themselves: no tracker sets its own
+    specs = resolve_trackers(trackers, replace(siamtrack, threads=None))
     benchmark = open_benchmark(dataset, root, out_dir)
-    for name in trackers:  # build each once here, so that a bad config or weights fails before any work
-        make_tracker(name, options)
-    jobs = plan(benchmark, trackers, resume)
-    for _ in progress(run_jobs(benchmark, jobs, options, workers, threads), len(jobs)):
+    for label, spec in specs.items():  # build each once here, so that a bad config or weights fails before any work
+        build_tracker(label, spec)
+    labels = list(specs)
+    jobs = plan(benchmark, labels, resume)
+    for _ in progress(run_jobs(benchmark, jobs, specs, workers, threads), len(jobs)):
         pass
-    summary = summarize(benchmark, trackers)
+    summary = summarize(benchmark, labels)
     write_summary(summary, out_dir)
     return summary

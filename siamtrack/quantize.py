@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
+from tqdm import tqdm
 
 from .config import TrackConfig
 from .crops import context_crop
@@ -23,10 +24,16 @@ from .synthetic import make_clip
 
 def calibration_batches(track: TrackConfig, size: int) -> Iterator[np.ndarray]:
     """One float NCHW crop of side `size` per synthetic frame, centred on the true box and covering what
-    the tracker's crop of that side covers (exemplar_size: the exemplar; search_size: a search region)."""
+    the tracker's crop of that side covers (exemplar_size: the exemplar; search_size: a search region).
+
+    The quantiser runs the model on each crop as it takes it, which can take seconds: a progress bar
+    (stderr) follows them, and goes when done.
+    """
     clip = make_clip(num_frames=track.int8_calibration_frames)
     crop = np.empty((size, size, 3), np.uint8)
-    for frame, box in zip(clip.frames, clip.boxes):
+    crops = tqdm(zip(clip.frames, clip.boxes), total=len(clip.frames), desc=f"int8 calibration, {size} px",
+                 unit="crop", leave=False)
+    for frame, box in crops:
         context_crop(frame, box, track.context, size / track.exemplar_size, size, out=crop)
         yield crop.transpose(2, 0, 1)[None].astype(np.float32)
 

@@ -3,16 +3,18 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 import cv2
 import numpy as np
 
+from .datasets import natural_key
 from .errors import SourceError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+FIRST_RETRY_WAIT, LONGEST_RETRY_WAIT = 0.25, 2.0  # seconds between attempts to reopen a lost stream
 
 
 @dataclass
@@ -26,6 +28,8 @@ class FrameSource:
     frame_index: int = -1  # position in the source of the frame last handed out
     skipped: int = 0  # frames that could not be read
     first_skipped: int = -1  # the position of the first of them
+    gaps: list[float] = field(default_factory=list)  # live sources: seconds without frames, per outage survived
+    ended: str | None = None  # why the frames ran out; None while they last, or if their reader stopped first
 
     def __iter__(self) -> Iterator[np.ndarray]:
         raise NotImplementedError
@@ -35,16 +39,20 @@ class FrameSource:
             self.first_skipped = position
         self.skipped += 1
 
+    def stop(self) -> None:
+        """Make an iteration waiting for a lost stream give up; safe from another thread."""
+
     def close(self) -> None:
         pass
 
 
 class FolderSource(FrameSource):
-    """The images of a folder, sorted by name; a damaged image is skipped, like a video's bad frame."""
+    """The images of a folder in natural order (2.jpg before 10.jpg); a damaged image is skipped, like a
+    video's bad frame."""
 
     def __init__(self, folder: Path, fps: float):
         try:
-            self.files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            self.files = sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=natural_key)
         except OSError as exc:
             raise SourceError(f"{folder}: cannot list the folder ({exc.strerror})") from None
         if not self.files:
@@ -65,20 +73,21 @@ class FolderSource(FrameSource):
                                   "of the first frame; a folder must hold the frames of one video")
             self.frame_index = index
             yield cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        self.ended = "end of folder"
 
 
 class CaptureSource(FrameSource):
-    """cv2.VideoCapture over a file, a camera index or a stream URL."""
+    """cv2.VideoCapture over a file, a camera index or a stream URL.
+
+    A live source that stops delivering is reopened, with growing waits, for up to `reconnect`
+    seconds; each outage it survives is recorded in `gaps`, and frames it missed are not made up.
+    """
 
     def __init__(self, target: str | int, description: str, is_live: bool, default_fps: float,
-                 timeout: float = 10.0):
-        if isinstance(target, str) and "://" in target:
-            # a stream that never answers must fail after `timeout`, not hang
-            ms = int(timeout * 1000)
-            self.capture = cv2.VideoCapture(target, cv2.CAP_FFMPEG, [
-                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
-        else:
-            self.capture = cv2.VideoCapture(target)
+                 timeout: float = 10.0, reconnect: float = 0.0):
+        self.target, self.timeout, self.reconnect = target, timeout, reconnect
+        self._stopped = threading.Event()  # set by stop(): no more waiting for a lost stream
+        self.capture = _open_capture(target, timeout)
         if not self.capture.isOpened():
             raise SourceError(f"{description}: {_open_failure(target, timeout)}")
         fps = self.capture.get(cv2.CAP_PROP_FPS)
@@ -87,6 +96,9 @@ class CaptureSource(FrameSource):
                          None if is_live or count <= 0 else count, is_live)
 
     def __iter__(self) -> Iterator[np.ndarray]:
+        return self._live_frames() if self.is_live else self._file_frames()
+
+    def _file_frames(self) -> Iterator[np.ndarray]:
         position = 0
         while True:
             ok, frame = self.capture.read()
@@ -94,13 +106,62 @@ class CaptureSource(FrameSource):
                 self.frame_index = position
                 yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
             elif self.frame_count is None or position >= self.frame_count:
+                self.ended = "end of file"
                 return
             else:  # a frame FFmpeg cannot decode, before the end the file states: reading goes on after it
                 self._skip(position)
             position += 1
 
+    def _live_frames(self) -> Iterator[np.ndarray]:
+        position, last_frame_at, deadline = 0, time.monotonic(), None  # deadline: set while the stream is lost
+        while True:
+            ok, frame = self.capture.read()
+            if ok:
+                now = time.monotonic()
+                if deadline is not None:  # back after an outage
+                    self.gaps.append(now - last_frame_at)
+                self.frame_index = position
+                position, last_frame_at, deadline = position + 1, now, None
+                yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                continue
+            if deadline is None:
+                deadline = time.monotonic() + self.reconnect
+            if not self._reopen(deadline):
+                return
+
+    def _reopen(self, deadline: float) -> bool:
+        """Reopen the target until it opens (True) or `deadline` passes (False, with `ended` saying so)."""
+        wait = FIRST_RETRY_WAIT
+        while not self._stopped.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.ended = (f"stream lost: not back after {self.reconnect:g} s of reconnecting" if self.reconnect
+                              else "stream ended")
+                return False
+            self.capture.release()
+            self.capture = _open_capture(self.target, min(self.timeout, left))
+            if self.capture.isOpened():
+                return True
+            self._stopped.wait(min(wait, max(0.0, deadline - time.monotonic())))
+            wait = min(2 * wait, LONGEST_RETRY_WAIT)
+        self.capture.release()  # close() may have released the one before this
+        return False
+
+    def stop(self) -> None:
+        self._stopped.set()
+
     def close(self) -> None:
+        self.stop()
         self.capture.release()
+
+
+def _open_capture(target: str | int, timeout: float) -> cv2.VideoCapture:
+    if isinstance(target, str) and "://" in target:
+        # a stream that never answers must fail after `timeout`, not hang
+        ms = int(timeout * 1000)
+        return cv2.VideoCapture(target, cv2.CAP_FFMPEG, [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
+    return cv2.VideoCapture(target)
 
 
 def _open_failure(target: str | int, timeout: float) -> str:
@@ -117,12 +178,13 @@ class LatestFrameSource(FrameSource):
     A tracker slower than the camera then skips frames instead of falling further and further
     behind; the frames it never saw are counted in `dropped`. `captured_at` is the
     time.perf_counter() at which the frame last handed out arrived, for latency measurements, and
-    `frame_index` its position in the stream.
+    `frame_index` its position in the stream. `gaps` and `ended` are the wrapped source's.
     """
 
     def __init__(self, source: FrameSource):
         super().__init__(source.description, source.fps, None, is_live=True)
         self.source = source
+        self.gaps = source.gaps  # the same list, filled by the reader thread
         self.received = self.dropped = 0
         self.captured_at = 0.0
         self.frame_index = -1
@@ -142,6 +204,7 @@ class LatestFrameSource(FrameSource):
                 self._latest = (frame, time.perf_counter(), self.received - 1)
                 self._ready.notify()
         with self._ready:
+            self.ended = self.source.ended
             self._finished = True
             self._ready.notify()
 
@@ -158,21 +221,25 @@ class LatestFrameSource(FrameSource):
     def close(self) -> None:
         with self._ready:
             self._stopping = True
+        self.source.stop()
         self._reader.join(timeout=2.0)
         self.source.close()
 
 
-def open_source(spec: str, default_fps: float = 30.0, timeout: float = 10.0) -> FrameSource:
+def open_source(spec: str, default_fps: float = 30.0, timeout: float = 10.0, reconnect: float = 0.0) -> FrameSource:
     """SOURCE as given on the command line: a camera index, a URL, a folder or a video file.
 
-    Cameras and streams come wrapped in a LatestFrameSource.
+    Cameras and streams come wrapped in a LatestFrameSource. One that stops delivering frames is
+    reopened for up to `reconnect` seconds (0: it ends there); files and folders ignore `reconnect`.
     """
     if not timeout > 0:
         raise SourceError(f"the stream timeout must be > 0 seconds, got {timeout}")
+    if not reconnect >= 0:
+        raise SourceError(f"the reconnect time must be >= 0 seconds, got {reconnect}")
     if spec.isdigit():
-        return LatestFrameSource(CaptureSource(int(spec), f"camera {spec}", True, default_fps))
+        return LatestFrameSource(CaptureSource(int(spec), f"camera {spec}", True, default_fps, reconnect=reconnect))
     if "://" in spec:
-        return LatestFrameSource(CaptureSource(spec, spec, True, default_fps, timeout))
+        return LatestFrameSource(CaptureSource(spec, spec, True, default_fps, timeout, reconnect))
     path = Path(spec)
     if path.is_dir():
         return FolderSource(path, default_fps)

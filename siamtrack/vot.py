@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from .errors import SiamtrackError
+from .inputs import read_rgb
 from .tracker import SiamFCTracker
 
 
@@ -22,13 +23,6 @@ def region_to_box(region) -> tuple[float, float, float, float]:
     points = np.array([region.get(i) for i in range(region.size())])
     (x0, y0), (x1, y1) = points.min(axis=0), points.max(axis=0)
     return float(x0), float(y0), float(x1 - x0), float(y1 - y0)
-
-
-def read_rgb(path: str) -> np.ndarray:
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    if image is None:
-        raise SiamtrackError(f"{path}: not a readable image")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def serve(tracker: SiamFCTracker | None = None) -> None:

@@ -3,15 +3,17 @@ import json
 import numpy as np
 import pytest
 
-from siamtrack.bench import STAGES, format_report, run_bench, shipped_configs
+from siamtrack import TrackerSpec
 from siamtrack.cli import main
+from siamtrack.config import shipped_configs
+from siamtrack.speed import STAGES, format_report, run_bench
 
 FRAMES = 4
 
 
 @pytest.fixture(scope="module")
 def report():
-    return run_bench(["siamfc_lite0_fast"], ["eager"], device="cpu", frames=FRAMES, baselines=["csrt"])
+    return run_bench(["siamfc_lite0_fast"], ["eager"], TrackerSpec(device="cpu"), frames=FRAMES, baselines=["csrt"])
 
 
 def test_every_stage_of_every_frame_is_timed(report):

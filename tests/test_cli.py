@@ -7,7 +7,7 @@ from got10k.utils.metrics import rect_iou
 from PIL import Image
 
 from conftest import OTB_MINI, count_frames, require, write_video
-from siamtrack import cli
+from siamtrack import spec
 from siamtrack.cli import main
 from siamtrack.engines import DEFAULT_BACKEND
 from siamtrack.synthetic import make_clip
@@ -80,14 +80,14 @@ def test_not_a_video_file(tmp_path, capsys):
 @pytest.fixture
 def built_backends(monkeypatch) -> list[str]:
     """The backend of each tracker the command builds, in order."""
-    built, real = [], cli.SiamFCTracker
+    built, real = [], spec.SiamFCTracker
 
     def spy(*args, **kwargs):
         tracker = real(*args, **kwargs)
         built.append(tracker.net.backend)
         return tracker
 
-    monkeypatch.setattr(cli, "SiamFCTracker", spy)
+    monkeypatch.setattr(spec, "SiamFCTracker", spy)
     return built
 
 
@@ -114,7 +114,7 @@ def test_the_parser_and_run_leave_the_benchmark_toolkit_unimported():
     """got10k's experiments load only for `siamtrack eval`, not to build the parser or for a run."""
     code = ("import sys; from siamtrack.cli import build_parser; build_parser().parse_args(['run', 'clip.mp4']); "
             "print(*(m for m in sys.modules if m.startswith(('got10k.experiments', 'got10k.datasets', "
-            "'siamtrack.benchmarks', 'siamtrack.evaluation'))))")
+            "'siamtrack.experiments', 'siamtrack.evaluation'))))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.split() == []
 

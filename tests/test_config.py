@@ -2,12 +2,14 @@ import pytest
 
 from siamtrack.config import DEFAULT_CONFIG, load_config, shipped_dir
 from siamtrack.errors import ConfigError
+from siamtrack.models import SiameseNet
 
 
 def test_paper_numbers_load_into_dataclasses():
     cfg = load_config("siamfc_alexnet")
     t = cfg.track
-    assert (t.exemplar_size, t.search_size, t.total_stride, t.response_up) == (127, 255, 8, 16)
+    assert (t.exemplar_size, t.search_size, t.response_up) == (127, 255, 16)
+    assert SiameseNet(cfg.model).total_stride == 8  # the network's, not a config number
     assert (t.context, t.scale_num, t.scale_step, t.scale_penalty) == (0.5, 3, 1.0375, 0.9745)
     assert (t.scale_lr, t.window_influence) == (0.59, 0.176)
     assert cfg.model.out_scale == 0.001 and cfg.train.lr_start == 1e-2 and cfg.train.max_gap == 100

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from siamtrack.datasets import detect_layout, load_many, load_sequences
+from siamtrack.datasets import detect_layout, list_frames, load_many, load_sequences
 from siamtrack.errors import SourceError
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -92,6 +92,11 @@ def test_otb_separators_frames_in_folder_targets_and_nan(tmp_path):
 def test_load_many_concatenates_layouts(tmp_path):
     seqs = load_many([make_otb(tmp_path / "otb"), make_vot(tmp_path / "vot")])
     assert [s.layout for s in seqs] == ["otb", "otb", "otb", "vot", "vot"]
+
+
+def test_frames_without_zero_padding_are_listed_in_numeric_order(tmp_path):
+    write_frames(tmp_path, 12, "{}.jpg")  # 1.jpg ... 12.jpg: plain sorting lists 1, 10, 11, 12, 2, ...
+    assert [p.name for p in list_frames(tmp_path)] == [f"{i}.jpg" for i in range(1, 13)]
 
 
 def test_folder_matching_no_layout(tmp_path):

@@ -13,15 +13,17 @@ import torch
 from got10k.trackers import Tracker
 
 from conftest import OTB_MINI, require
+from siamtrack import TrackerSpec
 from siamtrack.baselines import OPENCV_TRACKERS, OpenCVTracker
-from siamtrack.benchmarks import ONE_BASED, EvaluationError, open_benchmark
 from siamtrack.checkpoint import save_atomic
 from siamtrack.config import load_config
-from siamtrack.datasets import load_sequences
-from siamtrack.errors import SiamtrackError
-from siamtrack.evaluation import SiamOptions, evaluate, make_tracker, plan
+from siamtrack.datasets import ONE_BASED, load_sequences
+from siamtrack.errors import EvaluationError, SiamtrackError
+from siamtrack.evaluation import evaluate, plan
+from siamtrack.experiments import open_benchmark
 from siamtrack.metrics import overlaps, sequence_curves
 from siamtrack.models import SiameseNet
+from siamtrack.registry import build_tracker
 from siamtrack.synthetic import make_clip
 
 FRAMES = 12  # per synthetic sequence: enough to move, short enough for a quick test
@@ -80,13 +82,13 @@ def otb(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def siam_options(tmp_path_factory) -> SiamOptions:
+def siam_options(tmp_path_factory) -> TrackerSpec:
     """A fixed, randomly initialised AlexNet checkpoint: the same network in every worker process."""
     torch.manual_seed(0)
     cfg = load_config("siamfc_alexnet", ['weights=""'])
     path = tmp_path_factory.mktemp("weights") / "alexnet_random.pt"
     save_atomic({"model": SiameseNet(cfg.model).state_dict(), "config": cfg.to_dict()}, path)
-    return SiamOptions(weights=str(path))
+    return TrackerSpec(weights=str(path), device="cpu")
 
 
 def record_texts(out: Path) -> dict[str, str]:
@@ -229,7 +231,7 @@ def test_vot_runs_and_reports_failures_on_numpy_2(tmp_path):
 @pytest.mark.parametrize("kind", sorted(OPENCV_TRACKERS))
 def test_opencv_baselines_follow_the_synthetic_target(kind):
     clip = make_clip()
-    tracker = make_tracker(kind)
+    tracker = build_tracker(kind, None)
     tracker.init(clip.frames[0], clip.boxes[0])
     boxes = np.array([tracker.update(frame) for frame in clip.frames[1:FRAMES]])
     assert boxes.shape == (FRAMES - 1, 4)
@@ -339,7 +341,7 @@ def otb_mini_subset(root: Path, names: list[str], frames: int) -> Path:
 def test_real_run_on_two_short_otb_mini_sequences(tmp_path):
     root = otb_mini_subset(tmp_path / "otb", ["Crossing", "DragonBaby"], frames=30)
     trackers = ["siamtrack", "csrt", "kcf", "mil"]
-    summary = evaluate("otb", root, trackers, tmp_path / "out", SiamOptions(), workers=2, threads=2)
+    summary = evaluate("otb", root, trackers, tmp_path / "out", TrackerSpec(device="cpu"), workers=2, threads=2)
     for tracker in trackers:
         scores = summary.overall[tracker]
         assert 0 <= scores["success_auc"] <= 1 and 0 <= scores["precision"] <= 1 and scores["fps"] > 0
@@ -369,14 +371,14 @@ def test_cli_eval_prints_the_table_and_resumes_only_when_asked(otb, tmp_path, ca
 def test_cli_eval_backend_reaches_every_siamtrack_model(otb, tmp_path, monkeypatch):
     from siamtrack import evaluation
     from siamtrack.cli import main
-    built, real = [], evaluation.make_tracker
+    built, real = [], evaluation.build_tracker
 
-    def spy(name, options):
-        tracker = real(name, options)
+    def spy(name, spec):
+        tracker = real(name, spec)
         built.append((name, tracker.net.backend))
         return tracker
 
-    monkeypatch.setattr(evaluation, "make_tracker", spy)
+    monkeypatch.setattr(evaluation, "build_tracker", spy)
     assert main(["eval", "--dataset", "otb", "--root", str(otb), "--trackers", "siamtrack,siamfc_lite0_fast",
                  "--config", "siamfc_lite0_fast", "--backend", "eager", "--out", str(tmp_path / "out"),
                  "--quiet"]) == 0

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from conftest import count_frames, write_video
 from siamtrack import SiamFCTracker
-from siamtrack.benchmarks import open_benchmark
+from siamtrack.experiments import open_benchmark
 from siamtrack.cli import main
 from siamtrack.config import load_config
 from siamtrack.errors import BoxError, CheckpointError, ConfigError, FrameError, NotInitializedError

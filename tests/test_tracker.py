@@ -8,7 +8,8 @@ from siamtrack import SiamFCTracker
 from siamtrack.config import load_config
 from siamtrack.errors import BoxError, FrameError
 from siamtrack.synthetic import make_clip
-from siamtrack.tracker import as_rgb, track_frames
+from siamtrack.inputs import as_rgb
+from siamtrack.tracker import track_frames
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """Pair sampling, crops, and the trainer end to end on small generated sequences (AlexNet, tiny epochs)."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,9 +18,10 @@ from siamtrack.cli import main
 from siamtrack.config import load_config
 from siamtrack.datasets import Sequence, load_sequences
 from siamtrack.errors import ConfigError, SourceError
-from siamtrack.training import launch, train
+from siamtrack.training import launch, train, trainer
 from siamtrack.training.data import PairDataset
 from siamtrack.training.pairs import pair_sources, sample_pair, split_validation, usable_frames
+from siamtrack.training.progress import RunClock, duration
 from siamtrack.training.transforms import PairTransform
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -169,6 +171,46 @@ def test_a_folder_with_a_run_is_not_overwritten(synthetic_root, tmp_path):
     (tmp_path / "last.pt").write_bytes(b"")
     with pytest.raises(ConfigError, match="already holds a run"):
         train(tiny_config("train.epochs=1"), [synthetic_root], tmp_path, progress=False)
+
+
+def test_a_run_that_fails_on_its_input_leaves_no_folder_behind(synthetic_root, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(SourceError, match="matches no dataset layout"):
+        train(tiny_config(), [empty], tmp_path / "run", progress=False)
+    with pytest.raises(ConfigError, match="nothing to train"):  # found after the data is read
+        train(tiny_config("train.freeze_backbone=true"), [synthetic_root], tmp_path / "run", progress=False)
+    assert main(["train", "--data", str(empty), "--out", str(tmp_path / "run")]) == 2
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_bar_counts_pairs_from_the_first_step_and_the_run_time_is_told(synthetic_root, tmp_path, capsys,
+                                                                          monkeypatch):
+    counts = []
+
+    class Bar(trainer.tqdm):
+        def update(self, n=1):
+            super().update(n)
+            counts.append((self.desc, self.n, self.total))
+
+    monkeypatch.setattr(trainer, "tqdm", Bar)
+    train(tiny_config("train.epochs=2", "train.log_interval=100"), [synthetic_root], tmp_path / "run")
+    assert counts == [("epoch 1/2", 2, 4), ("epoch 1/2", 4, 4), ("epoch 2/2", 2, 4), ("epoch 2/2", 4, 4)]
+    err = capsys.readouterr().err
+    told = r"training at [\d.]+ pairs/s: about \d+ s left for the run \(2 x 4 training \+ 2 validation pairs\)"
+    assert len(re.findall(told, err)) == 1  # once, after the third step
+    assert not rows(tmp_path / "run", "step")  # the bar moved although no interval was logged
+
+
+def test_run_clock_leaves_out_the_first_step_and_counts_what_is_left():
+    clock = RunClock(pairs_left=100)
+    clock.step(10, seconds=60.0)  # start-up: not timed
+    assert clock.seconds_left() is None
+    clock.step(10, seconds=2.0)
+    clock.step(10, seconds=2.0)
+    clock.validated(10)
+    assert clock.pairs_per_s == 5.0 and clock.seconds_left() == 12.0  # 60 pairs at 5 pairs/s
+    assert [duration(s) for s in (12.4, 250, 3900)] == ["12 s", "4 min 10 s", "1 h 05 min"]
 
 
 def test_frozen_backbone_stays_put_while_the_adjust_layer_learns(synthetic_root, tmp_path):

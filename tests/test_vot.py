@@ -78,4 +78,4 @@ def test_an_unreadable_frame_ends_the_session_with_its_reason(tmp_path):
         errors = server.stderr.read().decode().strip()
     finally:
         server.kill()
-    assert errors == f"siamtrack: error: {tmp_path / 'gone.jpg'}: not a readable image"
+    assert errors == f"siamtrack: error: {tmp_path / 'gone.jpg'}: cannot read the image"

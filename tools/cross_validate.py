@@ -24,15 +24,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from siamtrack.checkpoint import load_checkpoint
-from siamtrack.config import config_from_dict, load_config
+from siamtrack import TrackerSpec
 from siamtrack.crops import context_crop
 from siamtrack.datasets import load_sequences
 from siamtrack.engines import BACKENDS
+from siamtrack.inputs import read_rgb
 from siamtrack.metrics import mean_curves, sequence_curves
 from siamtrack.tracker import SiamFCTracker, track_frames
 from siamtrack.training.pairs import pair_sources, sample_pair
-from siamtrack.training.transforms import read_rgb
 
 FOLDS = "folds.json"
 SCALE_OFFSETS = np.arange(-2, 3)  # the search scales of the scale check, in tracker scale steps
@@ -125,11 +124,7 @@ def scale_picks(tracker: SiamFCTracker, sequences, pairs: int, seed: int) -> np.
 
 def tracker_for(config: str | None, weights: Path | None, overrides: list[str], backend: str) -> SiamFCTracker:
     """A tracker from a config, or from the config a checkpoint stores, with `overrides` applied."""
-    if config is None:
-        cfg = config_from_dict(load_checkpoint(weights)["config"], overrides, name=str(weights))
-    else:
-        cfg = load_config(config, overrides)
-    return SiamFCTracker(cfg, weights, device="cpu", backend=backend)
+    return TrackerSpec(config, weights and str(weights), tuple(overrides), "cpu", backend).build()
 
 
 def score(args: argparse.Namespace) -> None:

@@ -15,6 +15,7 @@ import torch
 from got10k.utils.metrics import rect_iou
 
 from siamtrack import SiamFCTracker
+from siamtrack.cli import add_tracker_args, tracker_spec
 from siamtrack.errors import SiamtrackError
 from siamtrack.synthetic import clip_frames
 
@@ -64,19 +65,14 @@ def report(args: argparse.Namespace, after_init: float, rows: list[dict]) -> str
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", help="shipped config name or YAML path (default: the default model)")
-    parser.add_argument("--weights", help="checkpoint path (default: the weights the config names)")
+    add_tracker_args(parser)
     parser.add_argument("--frames", type=int, default=10_000, help="length of the clip (default 10000)")
     parser.add_argument("--window", type=int, default=1_000, help="frames per reported window (default 1000)")
-    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
     if not 0 < args.window <= args.frames:
         parser.error(f"--window must be between 1 and --frames ({args.frames})")
     try:
-        tracker = SiamFCTracker(args.config, args.weights, device=args.device)
+        tracker = tracker_spec(args).build()
     except SiamtrackError as exc:
         print(f"soak: error: {exc}", file=sys.stderr)
         return 2

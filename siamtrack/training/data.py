@@ -11,8 +11,9 @@ from torch.utils.data import Dataset
 
 from ..datasets import Sequence
 from ..errors import SiamtrackError
+from ..inputs import read_rgb
 from .pairs import pair_sources, sample_pair
-from .transforms import PairTransform, read_rgb
+from .transforms import PairTransform
 
 
 class PairDataset(Dataset):

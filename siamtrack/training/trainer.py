@@ -5,7 +5,9 @@ loss), metrics.jsonl and curves.png. Both checkpoints load straight into SiamFCT
 """
 from __future__ import annotations
 
+import math
 import os
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -17,18 +19,19 @@ from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
-from ..checkpoint import load_checkpoint, save_atomic
-from ..config import Config, config_from_dict, load_config
+from ..checkpoint import checkpoint_config, load_checkpoint, save_atomic
+from ..config import Config, load_config
 from ..datasets import Sequence, load_many
 from ..errors import ConfigError, SiamtrackError
+from ..inputs import resolve_device
 from ..models import SiameseNet
-from ..tracker import resolve_device
 from .data import PairDataset, worker_error
 from .distributed import DistEnv
 from .losses import PairLoss
 from .metrics import MetricsLog, plot_curves
 from .optim import build_optimizer, freeze_backbones
 from .pairs import pair_sources, split_validation
+from .progress import ESTIMATE_AFTER, RunClock, duration
 from .transforms import PairTransform
 
 TRAIN_STREAM, VAL_STREAM = 0, 1  # keep training and validation pairs from different generators
@@ -51,15 +54,17 @@ def split_sequences(data: list[Path], val_fraction: float, seed: int) -> tuple[l
     return split_validation(load_many(data), val_fraction, seed)
 
 
-def open_run(out: Path, resume: bool, main: bool) -> dict | None:
-    """The checkpoint to resume from, or None for a new run in a folder that holds none yet."""
+def open_run(out: Path, resume: bool) -> dict | None:
+    """The checkpoint to resume from, or None for a new run in a folder that holds none yet.
+
+    A new run's folder is made by its first write, once everything it needs has been read: a run
+    that fails on bad input leaves no empty folder behind.
+    """
     last = out / LAST
     if resume:
         return load_checkpoint(last)
     if last.exists():
         raise ConfigError(f"{out} already holds a run ({LAST}); resume it or choose another output folder")
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
     return None
 
 
@@ -73,12 +78,12 @@ def run_config(out: str | Path, config: str | Path | None, overrides: list[str],
     if not resume:
         return load_config(config, overrides)
     last = Path(out) / LAST
-    return config_from_dict(load_checkpoint(last)["config"], overrides, name=str(last))
+    return checkpoint_config(load_checkpoint(last), last, overrides)
 
 
 def check_run(cfg: Config, data: list[str | Path], out: str | Path, resume: bool) -> None:
     """Raise the errors a run would meet at its start, before processes are launched for it."""
-    open_run(Path(out), resume, main=False)
+    open_run(Path(out), resume)
     train_seqs, _ = split_sequences([Path(d) for d in data], cfg.train.val_fraction, cfg.train.seed)
     pair_sources(train_seqs, cfg.train.max_gap)
 
@@ -89,7 +94,7 @@ class Trainer:
         self.cfg, self.t, self.out, self.env, self.device = cfg, cfg.train, Path(out), env, device
         self.progress = progress and env.main
         # every rank reads the folder before DistributedDataParallel's first sync, so before rank 0 writes to it
-        ckpt = open_run(self.out, resume, env.main)
+        ckpt = open_run(self.out, resume)
         train_seqs, val_seqs = split_sequences(data, self.t.val_fraction, self.t.seed)
         transform = PairTransform(cfg.track, self.t)
         self.train_set = PairDataset(train_seqs, self.t.pairs_per_epoch, self.t.max_gap, transform, ())
@@ -103,7 +108,7 @@ class Trainer:
         self.optimizer, self.scheduler = build_optimizer(self.net, self.t)
         self.amp = self.t.amp and device.type == "cuda"
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp)
-        self.loss = PairLoss(self.t, cfg.track.total_stride, self.net.head)
+        self.loss = PairLoss(self.t, self.net.total_stride, self.net.head)
         pair = EmbedPair(self.net)
         self.model = pair if env.world == 1 else DistributedDataParallel(
             pair, device_ids=[device.index] if device.type == "cuda" else None)
@@ -112,6 +117,8 @@ class Trainer:
         if ckpt is not None:
             self._restore(ckpt)
         else:
+            if env.main:
+                self.out.mkdir(parents=True, exist_ok=True)
             self.log.write("start", train_sequences=[s.name for s in train_seqs],
                            val_sequences=[s.name for s in val_seqs], world=env.world)
 
@@ -127,6 +134,8 @@ class Trainer:
         self.log.write("resume", epoch=self.epoch, step=self.step)
 
     def run(self) -> SiameseNet:
+        per_epoch = self._own_pairs(self.train_set) + self._own_pairs(self.val_set)
+        self.clock = RunClock((self.t.epochs - self.epoch) * per_epoch)
         while self.epoch < self.t.epochs:
             lr = self.optimizer.param_groups[0]["lr"]
             started = time.perf_counter()
@@ -142,6 +151,10 @@ class Trainer:
         if self.env.main:
             plot_curves(self.out / METRICS, self.out / CURVES)
         return self.net
+
+    def _own_pairs(self, dataset: PairDataset | None) -> int:
+        """The pairs of `dataset` this process handles per epoch (a DistributedSampler's share)."""
+        return 0 if dataset is None else math.ceil(len(dataset) / self.env.world)
 
     def _loader(self, dataset: PairDataset) -> DataLoader:
         sampler = DistributedSampler(dataset, self.env.world, self.env.rank, shuffle=False) if self.env.world > 1 else None
@@ -162,35 +175,57 @@ class Trainer:
     def _train_epoch(self) -> float:
         self._set_train_mode()
         self.train_set.key = (self.t.seed, TRAIN_STREAM, self.epoch)
-        bar = tqdm(self._loader(self.train_set), desc=f"epoch {self.epoch + 1}/{self.t.epochs}",
-                   unit="batch", disable=not self.progress)
         epoch_sum = torch.zeros(2, device=self.device)  # loss x pairs, pairs
         interval_sum = torch.zeros(2, device=self.device)
-        interval_start = time.perf_counter()
-        for batch in bar:
-            loss = self._forward_loss(batch)
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            self.step += 1
-            pairs = len(batch[0])
-            stats = torch.stack([loss.detach() * pairs, torch.tensor(float(pairs), device=self.device)])
-            epoch_sum += stats
-            interval_sum += stats
-            if self.step % self.t.log_interval == 0:
-                interval_sum = self._log_interval(interval_sum, interval_start, bar)
-                interval_start = time.perf_counter()
+        postfix = {}
+        with tqdm(total=self._own_pairs(self.train_set), desc=f"epoch {self.epoch + 1}/{self.t.epochs}",
+                  unit="pair", disable=not self.progress) as bar:
+            interval_start = step_start = time.perf_counter()
+            for batch in self._loader(self.train_set):
+                stats = self._train_step(batch)
+                pairs = len(batch[0])
+                epoch_sum += stats
+                interval_sum += stats
+                if self.step % self.t.log_interval == 0:
+                    postfix["loss"] = f"{self._log_interval(interval_sum, interval_start):.4f}"
+                    interval_sum.zero_()
+                    interval_start = time.perf_counter()
+                self.clock.step(pairs, time.perf_counter() - step_start)
+                step_start = time.perf_counter()
+                self._show_progress(bar, pairs, postfix)
         total = self.env.sum(epoch_sum)
         return (total[0] / total[1]).item()
 
-    def _log_interval(self, interval_sum: torch.Tensor, started: float, bar: tqdm) -> torch.Tensor:
+    def _train_step(self, batch) -> torch.Tensor:
+        """One optimizer step; returns (loss x pairs, pairs) for the running sums."""
+        loss = self._forward_loss(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.step += 1
+        pairs = len(batch[0])
+        return torch.stack([loss.detach() * pairs, torch.tensor(float(pairs), device=self.device)])
+
+    def _log_interval(self, interval_sum: torch.Tensor, started: float) -> float:
+        """Write the interval's metrics row; returns its mean loss."""
         loss_sum, pairs = self.env.sum(interval_sum).tolist()
         rate = pairs / (time.perf_counter() - started)
         self.log.write("step", epoch=self.epoch + 1, step=self.step, loss=loss_sum / pairs,
                        lr=self.optimizer.param_groups[0]["lr"], pairs_per_s=round(rate, 2))
-        bar.set_postfix(loss=f"{loss_sum / pairs:.4f}", pairs_s=f"{rate:.1f}")
-        return torch.zeros_like(interval_sum)
+        return loss_sum / pairs
+
+    def _show_progress(self, bar: tqdm, pairs: int, postfix: dict) -> None:
+        """Advance the bar by a step's pairs; from the second step on, with the time the run still needs."""
+        left = self.clock.seconds_left()
+        if left is not None:
+            postfix["run"] = f"{duration(left)} left"
+        bar.set_postfix(postfix, refresh=False)
+        bar.update(pairs)
+        if self.progress and left is not None and self.clock.steps == ESTIMATE_AFTER:
+            bar.write(f"training at {self.clock.pairs_per_s * self.env.world:.2f} pairs/s: about {duration(left)} "
+                      f"left for the run ({self.t.epochs} x {self.t.pairs_per_epoch} training + "
+                      f"{self.t.val_pairs if self.val_set else 0} validation pairs)", file=sys.stderr)
 
     @torch.no_grad()
     def _validate(self) -> float | None:
@@ -198,6 +233,7 @@ class Trainer:
             return None
         self.net.eval()
         total = torch.zeros(2, device=self.device)
+        self.clock.validated(self._own_pairs(self.val_set))
         for batch in self._loader(self.val_set):
             total += torch.stack([self._forward_loss(batch) * len(batch[0]),
                                   torch.tensor(float(len(batch[0])), device=self.device)])

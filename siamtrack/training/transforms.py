@@ -7,7 +7,6 @@ centre by a known amount: the loss puts its positive labels there.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -15,14 +14,6 @@ import torch
 
 from ..config import TrackConfig, TrainConfig
 from ..crops import context_crop
-from ..errors import SourceError
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise SourceError(f"{path}: cannot read the image")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def to_tensor(crop: np.ndarray) -> torch.Tensor:

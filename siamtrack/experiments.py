@@ -1,7 +1,8 @@
 """got10k's benchmark experiments over local folders: no downloads, numpy 2, our box convention.
 
 Each benchmark is a got10k experiment: got10k runs every sequence and writes, then reads, the result
-and report files, so they are exactly what its tools and other toolkits expect:
+and report files, so they are exactly what its tools and other toolkits expect. This is the one
+module that knows those files:
 
     OUT/results/<BENCHMARK>/<tracker>/...          got10k result files (boxes, times)
     OUT/reports/<BENCHMARK>/<first tracker>/...    got10k performance.json (and its plots)
@@ -9,7 +10,7 @@ and report files, so they are exactly what its tools and other toolkits expect:
 
 Box conventions. Our trackers take and return 0-based x, y, w, h. Benchmark ground truth is 1-based
 where it comes from a MATLAB toolkit (OTB and the benchmarks built on its toolkit, VOT) and for GOT-10k
-(its authors, got-10k/toolkit issue #6), 0-based for NfS (ONE_BASED, as siamtrack.datasets reads them).
+(its authors, got-10k/toolkit issue #6), 0-based for NfS (siamtrack.datasets.ONE_BASED).
 `BenchmarkTracker` converts at the tracker's edge: it hands the tracker the 0-based first box and returns
 every box in the benchmark's own convention, so result files line up with the ground truth for got10k and
 for any tool that reads them.
@@ -31,19 +32,14 @@ from got10k.experiments import (ExperimentDTB70, ExperimentGOT10k, ExperimentNfS
 from got10k.trackers import Tracker
 from got10k.utils.metrics import poly_iou
 
-from .datasets import DATASETS, detect_layout, load_sequences
-from .errors import SiamtrackError
+from .datasets import DATASETS, ONE_BASED, detect_layout, from_zero_based, load_sequences, to_zero_based
+from .errors import EvaluationError, SiamtrackError
 from .metrics import IOU_THRESHOLDS, PIXEL_THRESHOLDS
 
-ONE_BASED = {"otb": True, "uav123": True, "dtb70": True, "tcolor128": True, "vot": True,
-             "got10k": True, "nfs": False}
 NFS_FPS = 30           # NfS ships 240 and 30 fps versions; trackers are usually compared on 30
 VOT_VERSION = 2018     # names the results folder only; any VOT folder laid out as got10k reads it works
-GOT10K_SPLITS = ("val", "test")
-
-
-class EvaluationError(SiamtrackError):
-    """A benchmark folder, tracker name or output folder that evaluation cannot use."""
+GOT10K_EVAL_SPLITS = ("val", "test")  # the GOT-10k splits a benchmark runs on (test: results only)
+VOT_FAILURE = "2"      # got10k's VOT record files mark each failure frame with a line '2'
 
 
 @contextlib.contextmanager
@@ -118,9 +114,9 @@ def _otb_experiment(root: Path, dirs: dict) -> ExperimentOTB:
 
 def _got10k_split(root: Path) -> tuple[Path, str]:
     """(GOT-10k top folder, split) from the top folder (val preferred) or a split folder itself."""
-    if root.name in GOT10K_SPLITS and (root / "list.txt").is_file():
+    if root.name in GOT10K_EVAL_SPLITS and (root / "list.txt").is_file():
         return root.parent, root.name
-    for split in GOT10K_SPLITS:
+    for split in GOT10K_EVAL_SPLITS:
         if (root / split / "list.txt").is_file():
             return root, split
     raise EvaluationError(f"{root}: no GOT-10k split here (val/list.txt or test/list.txt)")
@@ -158,18 +154,19 @@ _EXPERIMENTS = {
 # --- running one sequence through got10k with a 0-based tracker
 
 class BenchmarkTracker(Tracker):
-    """A 0-based tracker as a benchmark sees it: boxes in and out in the benchmark's convention."""
+    """Any siamtrack-style tracker (init/update with 0-based boxes) as a got10k Tracker, boxes in and out
+    in the benchmark's convention: got10k's experiments run it unchanged."""
 
-    def __init__(self, tracker: Tracker, name: str, one_based: bool):
-        super().__init__(name=name, is_deterministic=tracker.is_deterministic)
+    def __init__(self, tracker, name: str, one_based: bool = False):
+        super().__init__(name=name, is_deterministic=getattr(tracker, "is_deterministic", True))
         self.tracker = tracker
-        self.shift = np.array([1.0, 1.0, 0.0, 0.0]) if one_based else np.zeros(4)
+        self.one_based = one_based
 
     def init(self, image, box) -> None:
-        self.tracker.init(image, np.asarray(box, dtype=np.float64) - self.shift)
+        self.tracker.init(image, to_zero_based(box, self.one_based))
 
     def update(self, image) -> np.ndarray:
-        return np.asarray(self.tracker.update(image), dtype=np.float64) + self.shift
+        return from_zero_based(self.tracker.update(image), self.one_based)
 
 
 class OneSequence:
@@ -225,7 +222,7 @@ class Benchmark:
         """False for GOT-10k test, whose ground truth is withheld (results are submitted instead)."""
         return not (self.is_got10k() and self.experiment.subset == "test")
 
-    def run_sequence(self, tracker: Tracker, name: str, index: int) -> None:
+    def run_sequence(self, tracker, name: str, index: int) -> None:
         """got10k's own run loop over sequence `index` with `tracker`, results under `name`; then a marker."""
         # without its marker, a sequence's result files are those of an interrupted run, maybe cut short:
         # got10k would keep any it finds, so they go first
@@ -265,6 +262,24 @@ class Benchmark:
         if self.is_got10k():
             valid &= np.asarray(item[2]["cover"]) > 0
         return truth, valid
+
+    def records(self, tracker: str, sequence: str) -> list[np.ndarray]:
+        """A tracker's boxes on a sequence, one array per repetition, in the benchmark's convention."""
+        return [np.loadtxt(path, delimiter=",", ndmin=2) for path in self.result_files(tracker, sequence)[0]]
+
+    def failures(self, tracker: str, sequence: str) -> float:
+        """VOT: a tracker's failures on a sequence, per repetition."""
+        return float(np.mean([Path(path).read_text().split().count(VOT_FAILURE)
+                              for path in self.result_files(tracker, sequence)[0]]))
+
+    def seconds(self, tracker: str, sequence: str) -> np.ndarray:
+        """A tracker's seconds per frame on a sequence (all repetitions), without got10k's NaN for
+        skipped frames."""
+        path = self.result_files(tracker, sequence)[1]
+        if not os.path.isfile(path):
+            return np.zeros(0)
+        times = np.loadtxt(path, delimiter=",", ndmin=1).ravel()
+        return times[np.isfinite(times) & (times > 0)]
 
     def result_files(self, tracker: str, sequence: str) -> tuple[list[str], str]:
         """got10k's record files of a sequence (one per repetition) and its times file."""

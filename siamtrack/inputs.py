@@ -1,0 +1,72 @@
+"""Checks of what callers hand siamtrack: frames, boxes, devices. Shared by the tracker, the baselines,
+training and the command line, so that bad input fails in one place with one message."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from .errors import BoxError, ConfigError, FrameError, SourceError
+
+
+def as_rgb(frame) -> np.ndarray:
+    """HxWx3 uint8 RGB from an RGB/RGBA/grayscale ndarray (8 or 16 bit) or a PIL image."""
+    if hasattr(frame, "convert"):  # PIL image
+        frame = np.asarray(frame.convert("RGB"))
+    if not isinstance(frame, np.ndarray):
+        raise FrameError(f"a frame must be a numpy array or PIL image, got {type(frame).__name__}")
+    if frame.dtype == np.uint16:
+        frame = (frame >> 8).astype(np.uint8)
+    elif frame.dtype != np.uint8:
+        raise FrameError(f"frames must be uint8 or uint16, got {frame.dtype}")
+    if frame.ndim == 2:
+        frame = np.repeat(frame[:, :, None], 3, axis=2)
+    elif frame.ndim == 3 and frame.shape[2] == 4:
+        frame = frame[:, :, :3]
+    elif frame.ndim == 3 and frame.shape[2] == 1:
+        frame = np.repeat(frame, 3, axis=2)
+    if frame.ndim != 3 or frame.shape[2] != 3 or min(frame.shape[:2]) < 1:
+        raise FrameError(f"a frame must be HxW, HxWx3 or HxWx4, got shape {frame.shape}")
+    return frame
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """An image file as HxWx3 uint8 RGB."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise SourceError(f"{path}: cannot read the image")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def check_box(box, width: int, height: int) -> np.ndarray:
+    """A finite x, y, w, h box of positive size that overlaps the frame, as float64."""
+    try:
+        box = np.asarray(box, dtype=np.float64).reshape(4)
+    except (TypeError, ValueError):
+        raise BoxError(f"a box must be 4 numbers x, y, w, h, got {box!r}") from None
+    if not np.all(np.isfinite(box)):
+        raise BoxError(f"box {box.tolist()} has a non-finite value")
+    x, y, w, h = box
+    if w <= 0 or h <= 0:
+        raise BoxError(f"box {box.tolist()} must have positive width and height")
+    if x >= width or y >= height or x + w <= 0 or y + h <= 0:
+        raise BoxError(f"box {box.tolist()} lies outside the {width}x{height} frame")
+    return box
+
+
+def resolve_device(device: str) -> torch.device:
+    """`auto` (CUDA when there is one), `cpu`, `cuda` or `cuda:N`, checked against this machine."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        resolved = None
+    if resolved is None or resolved.type not in ("cpu", "cuda"):
+        raise ConfigError(f"unknown device '{device}' (use auto, cpu, cuda or cuda:N)")
+    if resolved.type == "cuda" and (resolved.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(f"device '{device}' is not available here ({torch.cuda.device_count()} CUDA devices); "
+                          "use auto or cpu")
+    return resolved

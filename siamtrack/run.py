@@ -1,0 +1,182 @@
+"""An interactive run: frames from a source through the tracker into the window, the annotated video
+and the boxes file, with the keys of the live window. The command line parses and prints; this runs."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from .draw import GREEN, RED, draw_box, draw_caption
+from .errors import BoxError, SiamtrackError
+from .sources import FrameSource
+from .tracker import SiamFCTracker, track_frames
+
+WINDOW = "siamtrack"
+KEYS_QUIT = (ord("q"), 27)
+KEYS_RESELECT = (ord("r"), ord(" "))
+KEY_PAUSE = ord("p")
+
+
+def has_display() -> bool:
+    """Whether a window can open. OpenCV's GUI build aborts the process on imshow without one."""
+    if sys.platform in ("win32", "darwin"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def select_box(frame_rgb: np.ndarray) -> tuple[float, float, float, float]:
+    if not has_display():
+        raise BoxError("no --bbox given and no display to draw one on: pass --bbox x,y,w,h")
+    title = "siamtrack: draw the target, then press Enter"
+    box = cv2.selectROI(title, cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR), showCrosshair=True)
+    cv2.destroyWindow(title)
+    if box[2] <= 0 or box[3] <= 0:
+        raise BoxError("no box drawn")
+    return tuple(float(v) for v in box)
+
+
+class VideoOutput:
+    """An mp4v video writer that keeps the size of the first frame."""
+
+    def __init__(self, path: Path, fps: float, first_bgr: np.ndarray):
+        self.size = (first_bgr.shape[1], first_bgr.shape[0])
+        self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, self.size)
+        if not self.writer.isOpened():
+            raise SiamtrackError(f"{path}: cannot write a video there (is its folder there, and is the name a "
+                                 ".mp4, .avi or .mov file?)")
+
+    def write(self, frame_bgr: np.ndarray) -> None:
+        if (frame_bgr.shape[1], frame_bgr.shape[0]) != self.size:
+            frame_bgr = cv2.resize(frame_bgr, self.size)
+        self.writer.write(frame_bgr)
+
+    def close(self) -> None:
+        self.writer.release()
+
+
+class RunOutputs:
+    """The annotated video and the boxes file of a run, each valid up to the last frame written."""
+
+    def __init__(self, video: str | None, boxes: str | None, fps: float):
+        self.video_path, self.fps = video, fps
+        self.video: VideoOutput | None = None
+        try:
+            self.boxes = open(boxes, "w") if boxes else None
+        except OSError as exc:
+            raise SiamtrackError(f"{boxes}: cannot write the boxes there ({exc.strerror})") from None
+
+    def write(self, index: int, box: np.ndarray, score: float, shown_bgr: np.ndarray | None) -> None:
+        if self.boxes:
+            x, y, w, h = box
+            self.boxes.write(f"{index},{x:.2f},{y:.2f},{w:.2f},{h:.2f},{score:.4f}\n")
+            self.boxes.flush()
+        if self.video_path and shown_bgr is not None:
+            self.video = self.video or VideoOutput(Path(self.video_path), self.fps, shown_bgr)
+            self.video.write(shown_bgr)
+
+    def close(self) -> None:
+        if self.video:
+            self.video.close()
+        if self.boxes:
+            self.boxes.close()
+
+
+def annotate(frame_rgb: np.ndarray, box, score: float, lost: bool, fps: float) -> np.ndarray:
+    """A new BGR image of the frame with the box and the caption: the frame itself is left as it was."""
+    bgr = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR)
+    draw_box(bgr, box, RED if lost else GREEN)
+    draw_caption(bgr, f"{fps:.1f} fps  score {score:.2f}" + ("  TARGET LOST" if lost else ""))
+    return bgr
+
+
+def read_key() -> int:
+    """The key pressed in the window, if any; p pauses until p again (or another command key)."""
+    key = cv2.waitKey(1) & 0xFF
+    if key != KEY_PAUSE:
+        return key
+    while True:
+        key = cv2.waitKey(0) & 0xFF
+        if key in (KEY_PAUSE, *KEYS_QUIT, *KEYS_RESELECT):
+            return -1 if key == KEY_PAUSE else key
+
+
+@dataclass
+class RunOptions:
+    output: str | None = None  # the annotated video
+    boxes: str | None = None  # the boxes file
+    show: bool = False  # the live window
+    progress: bool = True  # a progress bar (files only: a live source has no end to measure against)
+
+    @property
+    def draws(self) -> bool:
+        return bool(self.output or self.show)
+
+
+@dataclass
+class RunStats:
+    frames: int = 0
+    seconds: float = 0.0  # the tracker's, over all frames
+    latencies: list[float] = field(default_factory=list)  # live sources: capture to drawn box, per frame
+    interrupted: bool = False  # by Ctrl-C (or SIGTERM): the outputs hold the frames so far
+
+    @property
+    def fps(self) -> float:
+        return self.frames / max(self.seconds, 1e-9)
+
+
+def track_source(source: FrameSource, tracker: SiamFCTracker, frames, box, options: RunOptions) -> RunStats:
+    """Track `box` through `frames` (those of `source`), writing, showing and counting as `options` say."""
+    outputs = RunOutputs(options.output, options.boxes, source.fps)
+    progress = tqdm(total=source.frame_count, unit="frame", disable=source.is_live or not options.progress)
+    stats = RunStats()
+    if options.show:
+        cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)  # no toolbar
+    try:
+        for index, frame, box, score, seconds in track_frames(tracker, frames, box):
+            stats.frames, stats.seconds = stats.frames + 1, stats.seconds + seconds
+            lost = index > 0 and tracker.lost
+            shown = annotate(frame, box, score, lost, stats.fps) if options.draws else None
+            # live streams drop frames and files may skip unreadable ones: number each box by its frame's position
+            outputs.write(source.frame_index, box, score, shown)
+            if source.is_live:
+                stats.latencies.append(time.perf_counter() - source.captured_at)
+            progress.update()
+            progress.set_postfix(fps=f"{stats.fps:.1f}", refresh=False)
+            if options.show:
+                cv2.imshow(WINDOW, shown)
+                key = read_key()
+                if key in KEYS_QUIT:
+                    break
+                if key in KEYS_RESELECT:
+                    tracker.init(frame, select_box(frame))
+    except KeyboardInterrupt:
+        stats.interrupted = True
+    except SiamtrackError as exc:  # a bad frame mid-run: say how far the run got and what it kept
+        kept = "; the outputs so far are kept" if options.output or options.boxes else ""
+        raise type(exc)(f"{exc}; stopped after {stats.frames} frame(s){kept}") from None
+    finally:
+        progress.close()
+        outputs.close()
+        if options.show:
+            cv2.destroyAllWindows()
+    return stats
+
+
+def run_summary(source: FrameSource, stats: RunStats, options: RunOptions) -> str:
+    """The line that closes a run: what was tracked, how fast, what the source lost, where it went."""
+    line = f"{'interrupted after' if stats.interrupted else 'tracked'} {stats.frames} frames at {stats.fps:.1f} fps"
+    if source.is_live and stats.latencies:
+        ms = 1000 * np.array(stats.latencies)
+        line += (f"; {source.dropped} of {source.received} stream frames dropped; "
+                 f"latency {np.median(ms):.0f} ms median, {np.percentile(ms, 90):.0f} ms p90")
+    if source.skipped:
+        line += f"; skipped {source.skipped} unreadable frame(s), the first: frame {source.first_skipped}"
+    outputs = ", ".join(p for p in (options.output, options.boxes) if p)
+    kept = " (kept)" if stats.interrupted else ""
+    return line + (f" -> {outputs}{kept}" if outputs else "")

@@ -1,0 +1,110 @@
+"""A live stream that drops: served by ffmpeg on 127.0.0.1, killed mid-stream, restarted on the same port
+(or not), and read through open_source(..., reconnect=N)."""
+import subprocess
+import time
+
+import pytest
+
+from conftest import write_video
+from siamtrack.errors import SourceError
+from siamtrack.sources import open_source
+from siamtrack.synthetic import make_clip
+from test_live import free_port, listening, needs, wait_until
+
+KILL_AFTER = 10  # frames read before the server is killed
+OUTAGE = 1.5  # seconds the server stays away before it is restarted
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+    return write_video(tmp_path_factory.mktemp("reconnect") / "clip.mp4", make_clip(num_frames=90).frames, fps=30)
+
+
+class Server:
+    """ffmpeg serving the clip as a live MPEG-TS stream on one loopback port, to be killed and restarted."""
+
+    def __init__(self, video):
+        needs("ffmpeg")
+        self.video, self.port, self.process = video, free_port(), None
+        self.url = f"tcp://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(["ffmpeg", "-loglevel", "error", "-readrate", "1", "-i", str(self.video),
+                                         "-c:v", "mpeg1video", "-q:v", "3", "-f", "mpegts", f"{self.url}?listen=1"])
+        wait_until(lambda: listening(self.port), 15, "ffmpeg did not start listening")
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+
+@pytest.fixture
+def server(video):
+    server = Server(video)
+    server.start()
+    yield server
+    server.kill()
+
+
+def test_frames_come_again_after_the_server_comes_back_and_the_gap_is_recorded(server):
+    source = open_source(server.url, timeout=5, reconnect=10)
+    after = 0  # frames that arrived from the restarted server
+    try:
+        for read, _ in enumerate(source, start=1):
+            if read == KILL_AFTER:
+                server.kill()
+                time.sleep(OUTAGE)  # the background reader keeps retrying meanwhile
+                server.start()
+                restarted = time.perf_counter()
+            elif read > KILL_AFTER and source.captured_at > restarted:
+                after += 1
+            if after == 20:
+                break
+    finally:
+        source.close()
+    assert after == 20  # the iteration did not end at the drop
+    assert len(source.gaps) == 1 and OUTAGE <= source.gaps[0] < 10
+    assert source.ended is None  # stopped by its reader, not run out
+
+
+def test_a_stream_that_stays_away_ends_after_the_reconnect_time_saying_so(server):
+    source = open_source(server.url, timeout=5, reconnect=2)
+    try:
+        for read, _ in enumerate(source, start=1):
+            if read == KILL_AFTER:
+                server.kill()
+                killed = time.monotonic()
+    finally:
+        source.close()
+    assert 2 <= time.monotonic() - killed < 10
+    assert source.gaps == [] and source.ended == "stream lost: not back after 2 s of reconnecting"
+
+
+def test_without_reconnect_a_drop_ends_the_stream_at_once(server):
+    source = open_source(server.url, timeout=5)
+    try:
+        for read, _ in enumerate(source, start=1):
+            if read == KILL_AFTER:
+                server.kill()
+                killed = time.monotonic()
+    finally:
+        source.close()
+    assert time.monotonic() - killed < 5
+    assert source.gaps == [] and source.ended == "stream ended"
+
+
+def test_close_during_an_outage_does_not_wait_for_the_reconnect_time(server):
+    source = open_source(server.url, timeout=5, reconnect=30)
+    frames = iter(source)
+    for _ in range(KILL_AFTER):
+        next(frames)
+    server.kill()
+    time.sleep(1.0)  # the reader is now retrying
+    started = time.monotonic()
+    source.close()
+    assert time.monotonic() - started < 1.5 and source.ended is None
+
+
+def test_negative_reconnect_time_is_refused():
+    with pytest.raises(SourceError, match="reconnect time must be >= 0 seconds"):
+        open_source("tcp://127.0.0.1:1", reconnect=-1)
