@@ -13,11 +13,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .draw import GREEN, RED, draw_box, draw_caption
+from .draw import GREEN, RED, draw_boxes, draw_caption
 from .engines import BACKENDS, DEFAULT_BACKEND
 from .errors import BoxError, SiamtrackError, SourceError
 from .inputs import check_box
-from .run import RunOptions, VideoOutput, has_display, run_summary, select_box, track_source
+from .run import BOXES_HEADER, RunOptions, VideoOutput, has_display, run_summary, select_boxes, track_source
 from .sources import open_source
 from .spec import TrackerSpec
 from .synthetic import make_clip
@@ -72,6 +72,16 @@ def parse_bbox(text: str) -> tuple[float, float, float, float]:
     return values
 
 
+def checked_boxes(boxes: np.ndarray, frame: np.ndarray) -> np.ndarray:
+    """The targets' boxes, each checked against the first frame; an error names the target if several."""
+    for index, box in enumerate(boxes):
+        try:
+            check_box(box, frame.shape[1], frame.shape[0])
+        except BoxError as exc:
+            raise BoxError(f"target {index}: {exc}" if len(boxes) > 1 else str(exc)) from None
+    return boxes
+
+
 def add_tracker_args(parser: argparse.ArgumentParser, several: bool = False,
                      threads_help: str = "CPU threads for torch (default: torch's choice)") -> None:
     """The options a TrackerSpec is made of; `several` takes a list of configs and of backends (bench)."""
@@ -107,7 +117,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise SourceError(f"{args.source}: live tracking needs a display for its window, "
                               "or --output/--boxes to run headless")
         args.show = True
-    box = parse_bbox(args.bbox) if args.bbox is not None else None
+    given = np.array([parse_bbox(text) for text in args.bbox], dtype=np.float64).reshape(-1, 4)
     # the model loads before a live stream opens, as the stream will not wait for it, and after a file
     # or folder opens, so that a bad one or a bad box fails at once
     spec = tracker_spec(args)
@@ -118,10 +128,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         first = next(frames, None)
         if first is None:
             raise SourceError(f"{args.source}: no frames could be read")
-        box = check_box(box or select_box(first), first.shape[1], first.shape[0])
+        boxes = checked_boxes(given if len(given) else select_boxes(first), first)
         tracker = tracker or spec.build()
         options = RunOptions(args.output, args.boxes, args.show, progress=not args.quiet)
-        stats = track_source(source, tracker, _chain(first, frames), box, options)
+        stats = track_source(source, tracker, _chain(first, frames), boxes, options)
     finally:
         source.close()
     if stats.interrupted:  # Ctrl-C or SIGTERM: still a closing summary, on stderr like every interruption
@@ -142,8 +152,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             predicted.append(result)
             busy += seconds
             bgr = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
-            draw_box(bgr, clip.boxes[index], RED, "truth")
-            draw_box(bgr, result, GREEN, "siamtrack")
+            draw_boxes(bgr, [(clip.boxes[index], RED, "truth"), (result, GREEN, "siamtrack")])
             draw_caption(bgr, f"frame {index}  score {score:.2f}")
             video = video or VideoOutput(Path(args.output), 30.0, bgr)
             video.write(bgr)
@@ -194,11 +203,16 @@ def cmd_vot(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     import json
     from .baselines import MISSING_TRACKERS
-    from .speed import format_report, run_bench
+    from .speed import bench_clip, format_report, format_targets_report, run_bench, run_targets_bench
     shared = TrackerSpec(weights=args.weights, overrides=tuple(args.overrides), device=args.device,
                          threads=args.threads)
-    report = run_bench(args.config, args.backend, shared, args.frames).to_dict()
-    print(format_report(report))
+    clip = bench_clip(args.frames, args.sequence)
+    if args.targets:
+        report = run_targets_bench(args.targets, args.config, args.backend, shared, clip).to_dict()
+        print(format_targets_report(report))
+    else:
+        report = run_bench(args.config, args.backend, shared, clip).to_dict()
+        print(format_report(report))
     if MISSING_TRACKERS:
         print(f"not timed: {', '.join(MISSING_TRACKERS)} (this OpenCV build lacks them; opencv-contrib-python has them)")
     if args.json:
@@ -222,11 +236,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="siamtrack", description="SiamFC visual object tracking")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="track one object in a video, folder of frames, camera or stream")
+    run = sub.add_parser("run", help="track objects in a video, folder of frames, camera or stream")
     run.add_argument("source", help="video file, folder of frames, camera index (0) or stream URL")
-    run.add_argument("--bbox", help="x,y,w,h of the target in the first frame (0-based pixels)")
+    run.add_argument("--bbox", action="append", default=[], metavar="X,Y,W,H",
+                     help="a target in the first frame, in 0-based pixels; repeat it for several targets "
+                          "(ids 0, 1, ... in order); without it, draw them in the window")
     run.add_argument("--output", help="write the annotated video here (.mp4)")
-    run.add_argument("--boxes", help="write 'frame,x,y,w,h,score' lines here")
+    run.add_argument("--boxes", help=f"write '{BOXES_HEADER}' lines here, one per target and frame")
     run.add_argument("--show", action="store_true", help="show the tracking in a window")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for a stream (default 10)")
@@ -273,14 +289,18 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=cmd_eval)
 
-    from .config import shipped_configs
     bench = sub.add_parser("bench", help="time each model per stage beside OpenCV's trackers "
                                          f"({', '.join(OPENCV_TRACKERS)}) on the same clip")
     add_tracker_args(bench, several=True, threads_help="CPU threads for torch, ONNX Runtime and OpenCV "
                                                        "(default: torch's)")
-    bench.set_defaults(config=shipped_configs())
     bench.add_argument("--frames", type=whole_number(2),
-                       help="length of the synthetic 640x360 clip, at least 2 (default: the demo's)")
+                       help="frames to time, at least 2 (default: the demo's 150 for the synthetic 640x360 "
+                            "clip, all of a --sequence)")
+    bench.add_argument("--sequence", metavar="DIR", help="time on a real sequence folder (OTB, VOT or GOT-10k "
+                                                         "layout, first box given) instead of the synthetic clip")
+    bench.add_argument("--targets", type=positive_int, nargs="+", metavar="N",
+                       help="time N targets at once: one batched tracker, N separate trackers and N CSRTs "
+                            "(default model unless --config)")
     bench.add_argument("--json", metavar="FILE", help="also write the figures to this JSON file")
     bench.set_defaults(func=cmd_bench)
 

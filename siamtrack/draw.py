@@ -13,6 +13,10 @@ import numpy as np
 
 GREEN = (0, 220, 0)
 RED = (0, 0, 255)  # BGR: drawing happens on the BGR frames OpenCV writes
+# one colour per target id, in turn: green first (the one target of a single-target run), red left for
+# lost targets
+TARGET_COLOURS = (GREEN, (255, 160, 0), (0, 200, 255), (255, 0, 255), (255, 255, 0), (0, 140, 255),
+                  (160, 80, 255), (120, 255, 120))
 WHITE = (255, 255, 255)
 PLATE = (0, 0, 0)
 FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -83,3 +87,7 @@ def _inside(rect: Rect, shape: tuple) -> Rect:
 
 def _overlap(a: Rect, b: Rect) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def target_colour(target_id: int) -> tuple[int, int, int]:
+    return TARGET_COLOURS[target_id % len(TARGET_COLOURS)]

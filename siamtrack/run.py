@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .draw import GREEN, RED, draw_box, draw_caption
+from .draw import RED, draw_boxes, draw_caption, target_colour
 from .errors import BoxError, SiamtrackError
 from .sources import FrameSource
 from .tracker import SiamFCTracker, track_frames
@@ -20,7 +20,9 @@ from .tracker import SiamFCTracker, track_frames
 WINDOW = "siamtrack"
 KEYS_QUIT = (ord("q"), 27)
 KEYS_RESELECT = (ord("r"), ord(" "))
+KEY_ADD = ord("a")
 KEY_PAUSE = ord("p")
+BOXES_HEADER = "frame,id,x,y,w,h,score"  # the boxes file's columns, MOTChallenge-style
 
 
 def has_display() -> bool:
@@ -30,7 +32,8 @@ def has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def select_box(frame_rgb: np.ndarray) -> tuple[float, float, float, float]:
+def select_box(frame_rgb: np.ndarray) -> np.ndarray:
+    """One box the user draws on the frame."""
     if not has_display():
         raise BoxError("no --bbox given and no display to draw one on: pass --bbox x,y,w,h")
     title = "siamtrack: draw the target, then press Enter"
@@ -38,7 +41,21 @@ def select_box(frame_rgb: np.ndarray) -> tuple[float, float, float, float]:
     cv2.destroyWindow(title)
     if box[2] <= 0 or box[3] <= 0:
         raise BoxError("no box drawn")
-    return tuple(float(v) for v in box)
+    return np.array(box, dtype=np.float64)
+
+
+def select_boxes(frame_rgb: np.ndarray) -> np.ndarray:
+    """The boxes the user draws on the frame (Enter after each, Esc when done), as an N x 4 array."""
+    if not has_display():
+        raise BoxError("no --bbox given and no display to draw one on: pass --bbox x,y,w,h (repeatable)")
+    title = "siamtrack: draw each target and press Enter; Esc when done"
+    boxes = np.array(cv2.selectROIs(title, cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR), showCrosshair=True),
+                     dtype=np.float64).reshape(-1, 4)
+    cv2.destroyWindow(title)
+    boxes = boxes[(boxes[:, 2] > 0) & (boxes[:, 3] > 0)]
+    if not len(boxes):
+        raise BoxError("no box drawn")
+    return boxes
 
 
 class VideoOutput:
@@ -70,11 +87,14 @@ class RunOutputs:
             self.boxes = open(boxes, "w") if boxes else None
         except OSError as exc:
             raise SiamtrackError(f"{boxes}: cannot write the boxes there ({exc.strerror})") from None
-
-    def write(self, index: int, box: np.ndarray, score: float, shown_bgr: np.ndarray | None) -> None:
         if self.boxes:
-            x, y, w, h = box
-            self.boxes.write(f"{index},{x:.2f},{y:.2f},{w:.2f},{h:.2f},{score:.4f}\n")
+            self.boxes.write(f"# {BOXES_HEADER}\n")
+
+    def write(self, index: int, ids: np.ndarray, boxes: np.ndarray, scores: np.ndarray,
+              shown_bgr: np.ndarray | None) -> None:
+        if self.boxes:
+            self.boxes.writelines(f"{index},{i},{x:.2f},{y:.2f},{w:.2f},{h:.2f},{score:.4f}\n"
+                                  for i, (x, y, w, h), score in zip(ids, boxes, scores))
             self.boxes.flush()
         if self.video_path and shown_bgr is not None:
             self.video = self.video or VideoOutput(Path(self.video_path), self.fps, shown_bgr)
@@ -87,11 +107,19 @@ class RunOutputs:
             self.boxes.close()
 
 
-def annotate(frame_rgb: np.ndarray, box, score: float, lost: bool, fps: float) -> np.ndarray:
-    """A new BGR image of the frame with the box and the caption: the frame itself is left as it was."""
+def annotate(frame_rgb: np.ndarray, ids: np.ndarray, boxes: np.ndarray, scores: np.ndarray, lost: np.ndarray,
+             fps: float) -> np.ndarray:
+    """A new BGR image of the frame with each target's box in its colour (red when lost) and the caption;
+    the frame itself is left as it was. One target keeps the single-target look: no id label."""
     bgr = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR)
-    draw_box(bgr, box, RED if lost else GREEN)
-    draw_caption(bgr, f"{fps:.1f} fps  score {score:.2f}" + ("  TARGET LOST" if lost else ""))
+    several = len(ids) > 1
+    draw_boxes(bgr, [(box, RED if gone else target_colour(i), f"{i}" if several else "")
+                     for i, box, gone in zip(ids, boxes, lost)])
+    if several:
+        caption = f"{fps:.1f} fps  {len(ids)} targets" + (f", {lost.sum()} lost" if lost.any() else "")
+    else:
+        caption = f"{fps:.1f} fps  score {scores[0]:.2f}" + ("  TARGET LOST" if lost[0] else "")
+    draw_caption(bgr, caption)
     return bgr
 
 
@@ -102,7 +130,7 @@ def read_key() -> int:
         return key
     while True:
         key = cv2.waitKey(0) & 0xFF
-        if key in (KEY_PAUSE, *KEYS_QUIT, *KEYS_RESELECT):
+        if key in (KEY_PAUSE, KEY_ADD, *KEYS_QUIT, *KEYS_RESELECT):
             return -1 if key == KEY_PAUSE else key
 
 
@@ -130,20 +158,22 @@ class RunStats:
         return self.frames / max(self.seconds, 1e-9)
 
 
-def track_source(source: FrameSource, tracker: SiamFCTracker, frames, box, options: RunOptions) -> RunStats:
-    """Track `box` through `frames` (those of `source`), writing, showing and counting as `options` say."""
+def track_source(source: FrameSource, tracker: SiamFCTracker, frames, boxes: np.ndarray,
+                 options: RunOptions) -> RunStats:
+    """Track the N x 4 `boxes` through `frames` (those of `source`), writing, showing and counting as
+    `options` say. In the window, r or space draws every target anew and a adds one."""
     outputs = RunOutputs(options.output, options.boxes, source.fps)
     progress = tqdm(total=source.frame_count, unit="frame", disable=source.is_live or not options.progress)
     stats = RunStats()
     if options.show:
         cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)  # no toolbar
     try:
-        for index, frame, box, score, seconds in track_frames(tracker, frames, box):
+        for index, frame, found, scores, seconds in track_frames(tracker, frames, boxes):
             stats.frames, stats.seconds = stats.frames + 1, stats.seconds + seconds
-            lost = index > 0 and tracker.lost
-            shown = annotate(frame, box, score, lost, stats.fps) if options.draws else None
+            lost = tracker.lost & (index > 0)
+            shown = annotate(frame, tracker.ids, found, scores, lost, stats.fps) if options.draws else None
             # live streams drop frames and files may skip unreadable ones: number each box by its frame's position
-            outputs.write(source.frame_index, box, score, shown)
+            outputs.write(source.frame_index, tracker.ids, found, scores, shown)
             if source.is_live:
                 stats.latencies.append(time.perf_counter() - source.captured_at)
             progress.update()
@@ -154,7 +184,9 @@ def track_source(source: FrameSource, tracker: SiamFCTracker, frames, box, optio
                 if key in KEYS_QUIT:
                     break
                 if key in KEYS_RESELECT:
-                    tracker.init(frame, select_box(frame))
+                    tracker.init(frame, select_boxes(frame))
+                elif key == KEY_ADD:
+                    tracker.add(frame, select_box(frame))
     except KeyboardInterrupt:
         stats.interrupted = True
     except SiamtrackError as exc:  # a bad frame mid-run: say how far the run got and what it kept

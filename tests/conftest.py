@@ -36,3 +36,11 @@ def count_frames(path: Path) -> int:
         count += 1
     capture.release()
     return count
+
+
+def read_boxes(path: Path):
+    """A single-target run's boxes file as rows of frame, x, y, w, h, score (its id column, all 0, dropped)."""
+    import numpy as np
+    rows = np.loadtxt(path, delimiter=",", ndmin=2)
+    assert rows.shape[1] == 7 and (rows[:, 1] == 0).all(), rows[:3]
+    return np.delete(rows, 1, axis=1)

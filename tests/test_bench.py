@@ -6,14 +6,14 @@ import pytest
 from siamtrack import TrackerSpec
 from siamtrack.cli import main
 from siamtrack.config import shipped_configs
-from siamtrack.speed import STAGES, format_report, run_bench
+from siamtrack.speed import STAGES, bench_clip, format_report, run_bench
 
 FRAMES = 4
 
 
 @pytest.fixture(scope="module")
 def report():
-    return run_bench(["siamfc_lite0_fast"], ["eager"], TrackerSpec(device="cpu"), frames=FRAMES, baselines=["csrt"])
+    return run_bench(["siamfc_lite0_fast"], ["eager"], TrackerSpec(device="cpu"), bench_clip(FRAMES), baselines=["csrt"])
 
 
 def test_every_stage_of_every_frame_is_timed(report):

@@ -6,7 +6,7 @@ import pytest
 from got10k.utils.metrics import rect_iou
 from PIL import Image
 
-from conftest import OTB_MINI, count_frames, require, write_video
+from conftest import OTB_MINI, count_frames, read_boxes, require, write_video
 from siamtrack import spec
 from siamtrack.cli import main
 from siamtrack.engines import DEFAULT_BACKEND
@@ -26,9 +26,6 @@ def video(clip, tmp_path_factory):
     return write_video(tmp_path_factory.mktemp("video") / "clip.mp4", clip.frames)
 
 
-def read_boxes(path):
-    return np.loadtxt(path, delimiter=",", ndmin=2)
-
 
 def test_run_writes_video_and_one_box_line_per_frame(video, clip, tmp_path, capsys):
     out, boxes = tmp_path / "out.mp4", tmp_path / "boxes.txt"
@@ -41,6 +38,30 @@ def test_run_writes_video_and_one_box_line_per_frame(video, clip, tmp_path, caps
     assert np.array_equal(rows[:, 0], np.arange(len(clip.frames)))
     assert rect_iou(rows[1:, 1:5], clip.boxes[1:]).mean() > 0.5
     assert f"tracked {len(clip.frames)} frames at" in capsys.readouterr().out
+
+
+def test_run_tracks_several_targets_each_as_it_would_alone(video, clip, tmp_path):
+    """Repeated --bbox: one batched tracker, `frame,id,x,y,w,h,score` rows, and each target's boxes
+    those of a run with that target alone."""
+    targets = [clip.boxes[0], [40, 40, 60, 50], [500, 250, 70, 60]]
+    bboxes = [arg for box in targets for arg in ("--bbox", ",".join(str(v) for v in box))]
+    together = tmp_path / "together.txt"
+    assert main(["run", str(video), *bboxes, "--boxes", str(together), "--quiet", *FAST]) == 0
+    rows = np.loadtxt(together, delimiter=",", ndmin=2)
+    assert rows.shape == (len(clip.frames) * len(targets), 7)
+    assert rows[:, 1].tolist() == list(range(len(targets))) * len(clip.frames)
+    for target, box in enumerate(targets):
+        alone = tmp_path / f"alone{target}.txt"
+        assert main(["run", str(video), "--bbox", ",".join(str(v) for v in box), "--boxes", str(alone),
+                     "--quiet", *FAST]) == 0
+        mine = rows[rows[:, 1] == target]
+        assert np.abs(np.delete(mine, 1, axis=1)[:, :5] - read_boxes(alone)[:, :5]).max() <= FILE_ROUNDING_PX + 1e-9
+
+
+def test_a_bad_box_among_several_names_its_target(video, capsys):
+    assert main(["run", str(video), "--bbox", "10,10,20,20", "--bbox", "9000,10,20,20", *FAST]) == 2
+    assert capsys.readouterr().err.strip() == ("siamtrack: error: target 1: box [9000.0, 10.0, 20.0, 20.0] lies "
+                                               "outside the 640x360 frame")
 
 
 def test_run_reads_a_folder_of_frames(clip, tmp_path):

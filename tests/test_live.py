@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from got10k.utils.metrics import rect_iou
 
-from conftest import write_video
+from conftest import read_boxes, write_video
 from siamtrack.cli import main
 from siamtrack.synthetic import make_clip
 from siamtrack.tracker import SiamFCTracker
@@ -85,7 +85,7 @@ def run_live(url, clip, tmp_path, capsys):
     boxes = tmp_path / "boxes.txt"
     x, y, w, h = clip.boxes[0]
     assert main(["run", url, "--bbox", f"{x},{y},{w},{h}", "--boxes", str(boxes), *FAST]) == 0
-    return np.loadtxt(boxes, delimiter=",", ndmin=2), capsys.readouterr().out
+    return read_boxes(boxes), capsys.readouterr().out
 
 
 def test_stream_is_tracked_headless(slow_stream, clip, tmp_path, capsys):
@@ -177,7 +177,7 @@ def test_window_shows_the_box_where_the_tracker_says_and_obeys_keys(display, vid
         time.sleep(1.0)
         assert len(boxes.read_text().splitlines()) == shown, "p did not pause"
         shot = screenshot(display, tmp_path / "window.png")
-        index, *box = np.loadtxt(boxes, delimiter=",", ndmin=2)[-1][:5]
+        index, *box = read_boxes(boxes)[-1][:5]
         # where the frame lies on screen: match the clean frame against the screenshot
         frame = cv2.cvtColor(clip.frames[int(index)], cv2.COLOR_RGB2BGR)
         scores = cv2.matchTemplate(shot, frame, cv2.TM_CCOEFF_NORMED)

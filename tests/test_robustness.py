@@ -21,7 +21,7 @@ from got10k.utils.metrics import rect_iou
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import count_frames, write_video
+from conftest import count_frames, read_boxes, write_video
 from siamtrack import SiamFCTracker
 from siamtrack.experiments import open_benchmark
 from siamtrack.cli import main
@@ -74,9 +74,6 @@ def one_line_error(capsys) -> str:
     assert len(err.splitlines()) == 1 and "error: " in err and "Traceback" not in err, err
     return err
 
-
-def read_boxes(path: Path) -> np.ndarray:
-    return np.loadtxt(path, delimiter=",", ndmin=2)
 
 
 def write_frames(folder: Path, frames) -> Path:
