@@ -41,6 +41,7 @@ class TrackConfig:
     max_size_ratio: float = 1.0
     lost_ratio: float = 0.5
     int8_calibration_frames: int = 32
+    cpu_search_batch: int = 3  # search crops per backbone call on a CPU (0: all at once); see Engine
 
 
 @dataclass
@@ -97,7 +98,8 @@ _RANGES = (
         "train.batch_size", "train.lr_start", "train.lr_end", "train.max_gap", "train.positive_radius",
         "train.pairs_per_epoch", "train.log_interval"}),
     (">= 0", lambda v: v >= 0, {
-        "model.adjust", "model.exemplar_crop", "track.context", "track.lost_ratio", "train.margin",
+        "model.adjust", "model.exemplar_crop", "track.context", "track.lost_ratio", "track.cpu_search_batch",
+        "train.margin",
         "train.weight_decay", "train.num_workers", "train.seed", "train.val_pairs", "train.translate",
         "train.backbone_lr"}),
     ("between 0 and 1", lambda v: 0 <= v <= 1, {

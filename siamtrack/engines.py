@@ -75,20 +75,30 @@ def use_float32_convolutions() -> None:
 
 
 class Engine(nn.Module):
-    """The exemplar branch, the search branch (`embed_x`) and the cross-correlation head, as one backend runs them."""
+    """The exemplar branch, the search branch (`embed_x`) and the cross-correlation head, as one backend runs them.
 
-    def __init__(self, backend: str, embed_z: nn.Module, embed_x: nn.Module, head: nn.Module):
+    `search_batch`: the most search crops one call of the search branch takes; a larger batch is run in
+    parts of that size (0: in one call). On a CPU a batch past a few crops costs more per crop, not
+    less: its activations no longer fit the caches (siamtrack bench --targets measures it).
+    """
+
+    def __init__(self, backend: str, embed_z: nn.Module, embed_x: nn.Module, head: nn.Module,
+                 search_batch: int = 0):
         super().__init__()
         self.backend = backend
         self.embed_z = embed_z
         self.embed_x = embed_x
         self.head = head
+        self.search_batch = search_batch
 
     def embed_exemplar(self, z: torch.Tensor) -> torch.Tensor:
         return self.embed_z(z)
 
     def embed_search(self, x: torch.Tensor) -> torch.Tensor:
-        return self.embed_x(x)
+        if not self.search_batch or x.shape[0] <= self.search_batch:
+            return self.embed_x(x)
+        # each part copied out: the onnxruntime branches hand back one output buffer, call after call
+        return torch.cat([self.embed_x(part).clone() for part in x.split(self.search_batch)])
 
     def correlate(self, kernel: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         return self.head(kernel, features)
@@ -220,6 +230,9 @@ class OrtBranch(nn.Module):
         bind(name, self.device_type, self.device_id, np.float32, list(tensor.shape), tensor.data_ptr())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] != self.output.shape[0]:  # another batch (several targets): an output buffer to fit
+            self.output = torch.empty((x.shape[0], *self.output.shape[1:]), device=self.output.device)
+            self._bind(self.output_name, self.output, self.binding.bind_output)
         self._bind(self.input_name, x.contiguous(), self.binding.bind_input)
         self.session.run_with_iobinding(self.binding)
         return self.output
@@ -255,9 +268,12 @@ def build_engine(net: SiameseNet, backend: str, track: TrackConfig, device: torc
     if device.type == "cuda":
         use_float32_convolutions()
     if backend == "eager":
-        return eager_engine(net)
-    if backend == "torch":
-        return torch_engine(net, track, device)
-    if backend in ("onnxruntime", "onnxruntime-int8"):
-        return onnxruntime_engine(net, track, device, int8=backend == "onnxruntime-int8")
-    raise ConfigError(f"unknown backend '{backend}' (known: {', '.join(BACKENDS)})")
+        engine = eager_engine(net)
+    elif backend == "torch":
+        engine = torch_engine(net, track, device)
+    elif backend in ("onnxruntime", "onnxruntime-int8"):
+        engine = onnxruntime_engine(net, track, device, int8=backend == "onnxruntime-int8")
+    else:
+        raise ConfigError(f"unknown backend '{backend}' (known: {', '.join(BACKENDS)})")
+    engine.search_batch = track.cpu_search_batch if device.type == "cpu" else 0
+    return engine

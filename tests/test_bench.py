@@ -3,6 +3,8 @@ import json
 import numpy as np
 import pytest
 
+from conftest import OTB_MINI, require
+
 from siamtrack import TrackerSpec
 from siamtrack.cli import main
 from siamtrack.config import shipped_configs
@@ -47,3 +49,20 @@ def test_bench_command_prints_the_table_and_writes_json(tmp_path, capsys):
     assert "siamfc_alexnet" in printed and "kcf" in printed and "mil" in printed
     rows = json.loads(out.read_text())["rows"]
     assert [r["tracker"] for r in rows] == ["siamfc_alexnet", "csrt", "kcf", "mil"]
+
+
+def test_targets_bench_times_batched_separate_and_csrt_for_each_count(capsys):
+    assert main(["bench", "--targets", "1", "3", "--config", "siamfc_lite0_fast", "--frames", "3",
+                 "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    rows = [line.split() for line in printed.splitlines() if line.startswith(("siamfc_lite0_fast", "csrt"))]
+    assert [(r[2], r[3]) for r in rows] == [("1", "batched"), ("1", "separate"), ("1", "csrt"),
+                                            ("3", "batched"), ("3", "separate"), ("3", "csrt")]
+    assert "target-updates/s" in printed and "x separate" in printed
+
+
+def test_bench_on_a_real_sequence_folder(capsys):
+    sequence = require(OTB_MINI) / "Crossing"
+    assert main(["bench", "--sequence", str(sequence), "--frames", "3", "--config", "siamfc_lite0_fast",
+                 "--backend", "eager", "--device", "cpu"]) == 0
+    assert "Crossing clip, 3 frames 360x240" in capsys.readouterr().out

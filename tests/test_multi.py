@@ -50,9 +50,21 @@ def test_each_target_gets_the_boxes_it_gets_alone(tracker, crossing):
         hook.remove()
     assert together.shape == (FRAMES - 1, len(boxes), 4)
     assert np.abs(together - alone).max() <= TOLERANCE_PX
-    scales = tracker.cfg.track.scale_num
-    assert calls == [len(boxes) * scales] * (FRAMES - 1)  # one backbone batch a frame for every target
+    # one backbone batch for every target, run on a CPU in parts of one target's scales (Engine)
+    part, crops = tracker.cfg.track.cpu_search_batch, len(boxes) * tracker.cfg.track.scale_num
+    assert calls == [part] * (crops // part) * (FRAMES - 1)
     assert tracker.score.shape == tracker.lost.shape == (len(boxes),) and tracker.ids.tolist() == [0, 1, 2, 3]
+
+
+def test_the_whole_batch_in_one_call_gives_the_same_boxes(crossing):
+    """cpu_search_batch 0: every target's crops in one call of the search branch, as on a GPU."""
+    frames, boxes = crossing
+    parts = SiamFCTracker(CONFIG, device="cpu")
+    whole = SiamFCTracker(CONFIG, device="cpu", overrides=["track.cpu_search_batch=0"])
+    calls = []
+    whole.net.embed_x.register_forward_hook(lambda m, inp, out: calls.append(inp[0].shape[0]))
+    assert np.abs(track_alone(whole, frames[:4], boxes) - track_alone(parts, frames[:4], boxes)).max() <= TOLERANCE_PX
+    assert calls == [len(boxes) * whole.cfg.track.scale_num] * 3
 
 
 def test_one_box_keeps_the_single_target_answers(tracker, crossing):
@@ -125,3 +137,16 @@ def test_two_trackers_in_two_threads_give_the_boxes_each_gives_alone(crossing):
         thread.join()
     for k in range(2):
         assert np.abs(results[k] - alone[k]).max() <= TOLERANCE_PX
+
+
+@pytest.mark.parametrize("backend", ["eager", "onnxruntime"])
+def test_several_targets_on_every_backend_equal_their_single_runs(backend):
+    """The search branch meets batches of several targets' crops: in parts on a CPU, and onnxruntime
+    rebinds its output buffer for a batch it was not built with."""
+    if backend == "onnxruntime":
+        pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+    clip = make_clip(num_frames=5)
+    boxes = np.array([clip.boxes[0], [40, 40, 60, 50]])
+    tracker = SiamFCTracker(CONFIG, device="cpu", backend=backend)
+    alone = np.stack([track_alone(tracker, clip.frames, box) for box in boxes], axis=1)
+    assert np.abs(track_alone(tracker, clip.frames, boxes) - alone).max() <= TOLERANCE_PX
