@@ -28,7 +28,7 @@ from ..models import SiameseNet
 from .data import PairDataset, worker_error
 from .distributed import DistEnv
 from .losses import PairLoss
-from .metrics import MetricsLog, plot_curves
+from .history import MetricsLog, plot_loss_curves
 from .optim import build_optimizer, freeze_backbones
 from .pairs import pair_sources, split_validation
 from .progress import ESTIMATE_AFTER, RunClock, duration
@@ -149,7 +149,7 @@ class Trainer:
                            val_loss=val_loss, seconds=round(time.perf_counter() - started, 2),
                            pairs_per_s=round(self.t.pairs_per_epoch / train_seconds, 2))
         if self.env.main:
-            plot_curves(self.out / METRICS, self.out / CURVES)
+            plot_loss_curves(self.out / METRICS, self.out / CURVES)
         return self.net
 
     def _own_pairs(self, dataset: PairDataset | None) -> int:

@@ -1,4 +1,4 @@
-"""The metrics log of a run (JSON lines, append-only) and the plot of its loss curves."""
+"""A training run's history: its metrics log (JSON lines, append-only) and the plot of its loss curves."""
 from __future__ import annotations
 
 import json
@@ -32,7 +32,7 @@ def latest_by_step(rows: list[dict], kind: str) -> list[dict]:
     return [by_step[s] for s in sorted(by_step)]
 
 
-def plot_curves(metrics: Path, png: Path) -> None:
+def plot_loss_curves(metrics: Path, png: Path) -> None:
     rows = read_rows(metrics)
     steps, epochs = latest_by_step(rows, "step"), latest_by_step(rows, "epoch")
     fig = Figure(figsize=FIGURE_INCHES, layout="tight")
