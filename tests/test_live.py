@@ -192,3 +192,38 @@ def test_window_shows_the_box_where_the_tracker_says_and_obeys_keys(display, vid
         assert len(boxes.read_text().splitlines()) < STREAM_FRAMES  # quit before the end
     finally:
         run.kill()
+
+
+def drag(display, title: str, start: tuple[int, int], end: tuple[int, int]) -> None:
+    """Draw a box with the mouse in the window of that title (OpenCV's selectROI), then press Enter."""
+    window = xdotool(display, "search", "--sync", "--name", title).split()[0]
+    xdotool(display, "windowfocus", "--sync", window)
+    xdotool(display, "mousemove", "--window", window, *map(str, start), "mousedown", "1")
+    for step in (0.25, 0.5, 0.75, 1.0):  # OpenCV draws the box from the motion events between
+        x, y = (round(a + step * (b - a)) for a, b in zip(start, end))
+        xdotool(display, "mousemove", "--window", window, str(x), str(y))
+    xdotool(display, "mouseup", "1", "key", "Return")
+
+
+def test_window_adds_a_target_drawn_with_a(display, video, clip, tmp_path):
+    boxes = tmp_path / "boxes.txt"
+    x, y, w, h = clip.boxes[0]
+    env = {**os.environ, "DISPLAY": display}
+    run = subprocess.Popen([sys.executable, "-m", "siamtrack", "run", str(video), "--bbox", f"{x},{y},{w},{h}",
+                            "--show", "--boxes", str(boxes), "--quiet", *FAST], env=env)
+    try:
+        wait_until(lambda: boxes.exists() and len(boxes.read_text().splitlines()) >= 10, 60, "no boxes")
+        press(display, "p")
+        press(display, "a")
+        drag(display, "draw the target", (40, 50), (120, 110))
+        wait_until(lambda: any(line.split(",")[1] == "1" for line in boxes.read_text().splitlines()[1:]), 30,
+                   "the added target never showed in the boxes file")
+        press(display, "q")
+        assert run.wait(timeout=30) == 0
+    finally:
+        run.kill()
+    rows = np.loadtxt(boxes, delimiter=",", ndmin=2)
+    added = rows[rows[:, 1] == 1]
+    assert set(rows[:, 1]) == {0, 1} and len(added) >= 1
+    # tracked on from the box as drawn: its size, in frame pixels, within one frame's damped rescale
+    assert np.abs(added[0, 4:6] - [80, 60]).max() <= 3
