@@ -22,6 +22,7 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from .baselines import OPENCV_TRACKERS, pixel_rect
 from .config import DEFAULT_CONFIG, load_config, resolve_weights_path, shipped_configs
@@ -216,6 +217,11 @@ def decoded_clip(clip: BenchClip) -> Iterator[tuple[np.ndarray, np.ndarray, floa
         yield from decoded(video)
 
 
+def timing(frames: Iterator, clip: BenchClip) -> Iterator:
+    """The frames, with a progress bar on stderr: every tracker meets each in turn."""
+    return tqdm(frames, total=len(clip.frames), desc="timing", unit="frame", leave=False)
+
+
 def run_bench(configs: list[str] | None = None, backends: list[str] = (DEFAULT_BACKEND,),
               spec: TrackerSpec = TrackerSpec(), clip: BenchClip | None = None,
               baselines: list[str] = tuple(OPENCV_TRACKERS)) -> BenchReport:
@@ -228,13 +234,14 @@ def run_bench(configs: list[str] | None = None, backends: list[str] = (DEFAULT_B
     use_threads(spec.threads)
     clip = clip or bench_clip()
     timed = []
-    for config in configs or shipped_configs():
-        for backend in dict.fromkeys([REFERENCE_BACKEND, *backends]):
-            tracker, note = siamfc_tracker(replace(spec, config=config, backend=backend))
-            timed.append(TimedSiamFC(Row(Path(config).stem, backend, note), tracker))
+    builds = [(config, backend) for config in configs or shipped_configs()
+              for backend in dict.fromkeys([REFERENCE_BACKEND, *backends])]
+    for config, backend in tqdm(builds, desc="building trackers", unit="tracker", leave=False):
+        tracker, note = siamfc_tracker(replace(spec, config=config, backend=backend))
+        timed.append(TimedSiamFC(Row(Path(config).stem, backend, note), tracker))
     timed += [TimedOpenCV(Row(name, "opencv"), OPENCV_TRACKERS[name]) for name in baselines]
     decode_ms = []
-    for index, (rgb, bgr, ms) in enumerate(decoded_clip(clip)):
+    for index, (rgb, bgr, ms) in enumerate(timing(decoded_clip(clip), clip)):
         decode_ms.append(ms)
         for t in timed:
             if index == 0:
@@ -390,12 +397,12 @@ def run_targets_bench(counts: list[int], configs: list[str] | None = None, backe
     clip = clip or bench_clip()
     height, width = clip.frames[0].shape[:2]
     groups = []
-    for config in configs or [DEFAULT_CONFIG]:
-        for backend in backends:
-            base, _ = siamfc_tracker(replace(spec, config=config, backend=backend))
-            for count in counts:
-                groups += target_groups(base, Path(config).stem, spread_boxes(clip.box, count, width, height))
-    for index, (rgb, bgr, _) in enumerate(decoded_clip(clip)):
+    builds = [(config, backend) for config in configs or [DEFAULT_CONFIG] for backend in backends]
+    for config, backend in tqdm(builds, desc="building trackers", unit="tracker", leave=False):
+        base, _ = siamfc_tracker(replace(spec, config=config, backend=backend))
+        for count in counts:
+            groups += target_groups(base, Path(config).stem, spread_boxes(clip.box, count, width, height))
+    for index, (rgb, bgr, _) in enumerate(timing(decoded_clip(clip), clip)):
         for group in groups:
             if index == 0:
                 group.init(rgb, bgr)
