@@ -32,6 +32,7 @@ class TrackConfig:
     search_size: int = 255
     context: float = 0.5
     response_up: int = 16
+    scale_mode: str = "pyramid"  # pyramid: S search crops (the paper); exemplar: S exemplar kernels, one crop
     scale_num: int = 3
     scale_step: float = 1.0375
     scale_penalty: float = 0.9745
@@ -86,6 +87,7 @@ class Config:
 
 
 _CHOICES = {"model.xcorr": ("plain", "normalized"),
+            "track.scale_mode": ("pyramid", "exemplar"),
             "model.input_norm": ("inception", "imagenet"),
             "train.loss": ("logistic", "contrastive", "triplet")}
 

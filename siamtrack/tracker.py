@@ -105,6 +105,11 @@ class SiamFCTracker:
         self.net = build_engine(net.to(self.device).eval(), backend, t, self.device)
         offsets = np.arange(t.scale_num) - (t.scale_num - 1) / 2
         self.scale_factors = t.scale_step ** offsets
+        # the pyramid on the search side (the paper): S search crops a target and one exemplar kernel;
+        # on the exemplar side: one search crop and S kernels, cropped once in init at 1 / factor
+        self.on_exemplar = t.scale_mode == "exemplar"
+        self.kernels_per_target = t.scale_num if self.on_exemplar else 1
+        self.crops_per_target = 1 if self.on_exemplar else t.scale_num
         self.scale_penalties = torch.tensor(np.where(offsets == 0, 1.0, t.scale_penalty),
                                             dtype=torch.float32, device=self.device)
         self.response_size = self._response_size()
@@ -113,7 +118,7 @@ class SiamFCTracker:
         window = np.outer(hann, hann)
         self.window = torch.tensor(window / window.sum(), dtype=torch.float32, device=self.device)
         self._window_term = t.window_influence * self.window
-        self._exemplar_crop = CropBatch(1, t.exemplar_size, self.device)
+        self._exemplar_crops = CropBatch(self.kernels_per_target, t.exemplar_size, self.device)
         self.kernel = None  # the targets' exemplar features, one per target: set by init
         self.single = True  # init was given one box, not an N x 4 array: answers are one target's
 
@@ -162,7 +167,7 @@ class SiamFCTracker:
         keep = self.ids != target_id
         for name in _TARGET_STATE:
             setattr(self, name, getattr(self, name)[keep])
-        self.kernel = self.kernel[torch.from_numpy(keep).to(self.device)]
+        self.kernel = self.kernel[torch.from_numpy(np.repeat(keep, self.kernels_per_target)).to(self.device)]
         self.single = False
         self._resize_buffers()
 
@@ -179,14 +184,15 @@ class SiamFCTracker:
             # the size within the limits _clamp_state keeps, the frame winning: a box far under a pixel or
             # far past the frame would give an empty or endless exemplar crop and an overflowing scale
             w, h = np.minimum(np.maximum([w, h], t.min_size), t.max_size_ratio * self.frame_size)
-            crop_and_resize(frame, *center, context_size(w, h, t.context), t.exemplar_size,
-                            tuple(float(c) for c in border), out=self._exemplar_crop.host[0])
-            kernels.append(self.net.embed_exemplar(self._exemplar_crop.upload()).clone())
+            exemplar_side = context_size(w, h, t.context)
+            sides = exemplar_side / self.scale_factors if self.on_exemplar else [exemplar_side]
+            for crop, side in zip(self._exemplar_crops.host, sides):
+                crop_and_resize(frame, *center, side, t.exemplar_size, tuple(float(c) for c in border), out=crop)
+            kernels.append(self.net.embed_exemplar(self._exemplar_crops.upload()).clone())
             self.ids = np.append(self.ids, target_id)
             self.center = np.vstack([self.center, center])
             self.base_size = np.vstack([self.base_size, [w, h]])
-            self.base_search = np.append(self.base_search,
-                                         context_size(w, h, t.context) * t.search_size / t.exemplar_size)
+            self.base_search = np.append(self.base_search, exemplar_side * t.search_size / t.exemplar_size)
             self.scale = np.append(self.scale, 1.0)
             self.borders = np.vstack([self.borders, border])
             self.reference_score = np.append(self.reference_score, np.nan)
@@ -195,11 +201,11 @@ class SiamFCTracker:
         self._resize_buffers()
 
     def _resize_buffers(self) -> None:
-        """Crop and upsampling buffers for the targets tracked now, one search crop per scale each."""
+        """Crop and upsampling buffers for the targets tracked now (one response map per scale each)."""
         t = self.cfg.track
-        count = max(len(self.ids), 1) * t.scale_num
-        self._search_crops = CropBatch(count, t.search_size, self.device)
-        self._upsampler = BicubicUpsampler(count, self.response_size, self.upscale_size, self.device)
+        targets = max(len(self.ids), 1)
+        self._search_crops = CropBatch(targets * self.crops_per_target, t.search_size, self.device)
+        self._upsampler = BicubicUpsampler(targets * t.scale_num, self.response_size, self.upscale_size, self.device)
 
     # --- one frame, in stages
 
@@ -229,12 +235,14 @@ class SiamFCTracker:
         return frame
 
     def search_crops(self, frame: np.ndarray) -> torch.Tensor:
-        """Each target's scale pyramid of search crops around its centre, as one batch (target by target)."""
+        """The search crops around each target's centre (its scale pyramid, or one crop when the pyramid is on
+        the exemplar side), as one batch, target by target."""
         t = self.cfg.track
+        factors = [1.0] if self.on_exemplar else self.scale_factors
         crops = iter(self._search_crops.host)
         for center, side, border in zip(self.center, self.base_search * self.scale, self.borders):
             border = tuple(float(c) for c in border)
-            for factor in self.scale_factors:
+            for factor in factors:
                 crop_and_resize(frame, *center, side * factor, t.search_size, border, out=next(crops))
         return self._search_crops.upload()
 
@@ -248,7 +256,7 @@ class SiamFCTracker:
         scale_id, loc, score = self._locate_peaks(responses)
         displacement = (np.stack([loc % self.upscale_size, loc // self.upscale_size], axis=1)
                         - (self.upscale_size - 1) / 2) * self.total_stride / t.response_up
-        search_side = self.base_search * self.scale * self.scale_factors[scale_id]
+        search_side = self.base_search * self.scale * (1.0 if self.on_exemplar else self.scale_factors[scale_id])
         self.center = self.center + displacement * (search_side / t.search_size)[:, None]
         self.scale = self.scale * ((1 - t.scale_lr) + t.scale_lr * self.scale_factors[scale_id])
         self._clamp_state()

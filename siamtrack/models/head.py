@@ -27,7 +27,9 @@ class XCorr(nn.Module):
 
     Exemplar i is correlated with the i-th run of len(x) / len(z) consecutive search crops: a single
     exemplar with every crop (one target's scales), one exemplar per crop (training pairs), or each
-    target's exemplar with its own scales (several targets tracked at once).
+    target's exemplar with its own scales (several targets tracked at once). With more exemplars than
+    crops, crop i is correlated with the i-th run of len(z) / len(x) exemplars (a target's exemplars
+    at several scales, against its one search crop).
     `normalized` makes the score a cosine-like similarity: the exemplar is zero-mean/unit-norm and
     each search window is divided by its own norm, which is robust to contrast changes.
     """
@@ -43,16 +45,20 @@ class XCorr(nn.Module):
             z = z / z.flatten(1).norm(dim=1).clamp_min(1e-6)[:, None, None, None]
         nz, c, hz, wz = z.shape
         nx, _, hx, wx = x.shape
-        runs = nx // nz  # search crops per exemplar
-        # the crops of a run side by side along the batch, the exemplars' channels stacked: one grouped call
-        grouped = x.reshape(nz, runs, c, hx, wx).transpose(0, 1).reshape(runs, nz * c, hx, wx)
-        if runs > 1 and x.device.type == "cpu":  # timed on CPUs at the tracker's sizes: a GPU keeps cuDNN's
-            out = correlate_depthwise(grouped, z, nz)
+        if nz > nx:  # several exemplars a crop (a scale pyramid of kernels): crop i meets the i-th run of them
+            out = F.conv2d(x.reshape(1, nx * c, hx, wx), z, groups=nx)
         else:
-            out = F.conv2d(grouped, z, groups=nz)
-        out = out.transpose(0, 1).reshape(nx, 1, out.shape[2], out.shape[3])
+            runs = nx // nz  # search crops per exemplar
+            # the crops of a run side by side along the batch, the exemplars' channels stacked: one grouped call
+            grouped = x.reshape(nz, runs, c, hx, wx).transpose(0, 1).reshape(runs, nz * c, hx, wx)
+            if runs > 1 and x.device.type == "cpu":  # timed on CPUs at the tracker's sizes: a GPU keeps cuDNN's
+                out = correlate_depthwise(grouped, z, nz)
+            else:
+                out = F.conv2d(grouped, z, groups=nz)
+            out = out.transpose(0, 1)
+        out = out.reshape(max(nx, nz), 1, out.shape[2], out.shape[3])
         if self.normalized:
             ones = x.new_ones(1, c, hz, wz)
             window_energy = F.conv2d(x * x, ones).clamp_min(1e-6).sqrt()
-            out = out / window_energy
+            out = out / window_energy.repeat_interleave(len(out) // nx, dim=0)
         return out * self.out_scale
