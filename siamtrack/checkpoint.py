@@ -13,7 +13,7 @@ from typing import Iterable
 import torch
 from torch import nn
 
-from .config import Config, config_from_dict, load_config, resolve_weights_path
+from .config import Config, config_from_dict, load_config, resolve_weights_path, shipped_dir
 from .errors import CheckpointError, ConfigError
 from .models import SiameseNet
 
@@ -101,6 +101,14 @@ def _saved_backbone(ckpt: dict) -> str | None:
     return model.get("backbone") if isinstance(model, dict) else None
 
 
+def unshipped_weights(cfg: Config, weights: Path) -> str:
+    """What to do about a config whose weights do not ship (siamfc_alexnet): train them, or name some."""
+    name = Path(cfg.name).stem
+    return (f"no weights ship for config '{name}' (it names {weights.name}): train them with "
+            f"`siamtrack train --config {name} --data DIR --out RUN_DIR` and pass --weights RUN_DIR/best.pt, "
+            "or pass --weights with a checkpoint of yours")
+
+
 def build_net(config: str | Path | Config | None, weights: str | Path | None,
               overrides: Iterable[str] = ()) -> tuple[Config, SiameseNet, Path | None]:
     """The network a config and weights describe, its config (a new one: `config` is left as it was)
@@ -117,6 +125,8 @@ def build_net(config: str | Path | Config | None, weights: str | Path | None,
         cfg = load_config(config, overrides)
     if ckpt is None and cfg.weights:
         weights = resolve_weights_path(cfg)
+        if not weights.is_file() and weights.parent == shipped_dir("weights"):
+            raise CheckpointError(unshipped_weights(cfg, weights))
         ckpt = load_checkpoint(weights)
     if ckpt is not None:  # the checkpoint supplies every weight
         cfg = replace(cfg, model=replace(cfg.model, pretrained=False))

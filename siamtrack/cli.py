@@ -13,24 +13,42 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from .config import Config
 from .draw import GREEN, RED, draw_boxes, draw_caption
 from .engines import BACKENDS, DEFAULT_BACKEND
 from .errors import BoxError, SiamtrackError, SourceError
-from .inputs import check_box
+from .inputs import check_box, resolve_device
 from .run import BOXES_HEADER, RunOptions, VideoOutput, has_display, run_summary, select_boxes, track_source
 from .sources import open_source
 from .spec import TrackerSpec
 from .synthetic import make_clip
-from .tracker import track_frames
+from .text import plural
+from .tracker import SiamFCTracker, track_frames
 
+LIVE_RECONNECT_S = 30.0  # how long a lost camera or stream is retried: a Wi-Fi hiccup or a camera's reboot
+DEVICE_HELP = "auto, cpu or cuda (default: auto, cuda when available)"
 AV_LOG_QUIET = "-8"  # FFmpeg's log level for silence: decoder complaints about a damaged file, line after line
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with its usage errors in one line, like every other siamtrack error."""
+    """argparse with its usage errors in one line, like every other siamtrack error, each pointing to the
+    help of the subcommand it was made in."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.commands: dict[str, argparse.ArgumentParser] = {}  # the subcommands' parsers, by name
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def parse_args(self, args=None, namespace=None):
+        # argparse reports an option no subcommand knows from the top-level parser, which would point
+        # to `siamtrack --help` instead of the subcommand's
+        parsed, unknown = self.parse_known_args(args, namespace)
+        if unknown:
+            self.commands.get(getattr(parsed, "command", None), self).error(
+                f"unrecognized arguments: {' '.join(unknown)}")
+        return parsed
 
 
 def whole_number(minimum: int) -> Callable[[str], int]:
@@ -91,7 +109,7 @@ def add_tracker_args(parser: argparse.ArgumentParser, several: bool = False,
     parser.add_argument("--weights", help="checkpoint path (default: the weights the config names)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. track.window_influence=0.2 (repeatable)")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     parser.add_argument("--backend", choices=BACKENDS, default=[DEFAULT_BACKEND] if several else DEFAULT_BACKEND,
                         **many, help=f"inference backend (default: {DEFAULT_BACKEND}); all but onnxruntime-int8 "
                                      "give the same boxes, the onnxruntime ones need the onnx extra")
@@ -101,6 +119,38 @@ def add_tracker_args(parser: argparse.ArgumentParser, several: bool = False,
 def tracker_spec(args: argparse.Namespace) -> TrackerSpec:
     """The TrackerSpec the options of add_tracker_args describe (for one config and backend)."""
     return TrackerSpec(args.config, args.weights, tuple(args.overrides), args.device, args.backend, args.threads)
+
+
+@contextmanager
+def status(what: str, quiet: bool = False):
+    """A line on a terminal's stderr while a step of a few seconds runs, cleared when it ends; none in a
+    log, where it would stay."""
+    with tqdm(total=1, desc=what, bar_format="{desc} {elapsed}", leave=False,
+              disable=True if quiet else None) as line:
+        yield
+        line.update()
+
+
+def build_tracker(spec: TrackerSpec, quiet: bool = False) -> SiamFCTracker:
+    """spec.build(), saying so: tracing the network, or calibrating the int8 one, takes seconds."""
+    with status(f"building the model ({spec.config or 'default config'}, {spec.backend} backend)", quiet):
+        return spec.build()
+
+
+def kept_boxes_path(args: argparse.Namespace) -> str | None:
+    """Where a run that would otherwise keep nothing (no --output, --boxes or window) writes its boxes:
+    SOURCE's name with .boxes.txt, in the current folder."""
+    if args.output or args.boxes or args.show:
+        return args.boxes
+    return f"{Path(args.source.rstrip('/')).stem or 'siamtrack'}.boxes.txt"
+
+
+def say_if_slow(fps: float, cfg: Config, device: str, backend: str, label: str = "") -> None:
+    """A line on stderr when the fps measured is far below the model's on an idle machine."""
+    from .speed import slow_note
+    note = slow_note(fps, cfg, device, backend)
+    if note:
+        print(f"siamtrack: {label + ': ' if label else ''}{note}", file=sys.stderr)
 
 
 def _chain(first, rest):
@@ -121,16 +171,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     # the model loads before a live stream opens, as the stream will not wait for it, and after a file
     # or folder opens, so that a bad one or a bad box fails at once
     spec = tracker_spec(args)
-    tracker = spec.build() if live else None
-    source = open_source(args.source, timeout=args.timeout)
+    tracker = build_tracker(spec, args.quiet) if live else None
+    source = open_source(args.source, timeout=args.timeout, reconnect=args.reconnect)
     try:
         frames = iter(source)
         first = next(frames, None)
         if first is None:
             raise SourceError(f"{args.source}: no frames could be read")
         boxes = checked_boxes(given if len(given) else select_boxes(first), first)
-        tracker = tracker or spec.build()
-        options = RunOptions(args.output, args.boxes, args.show, progress=not args.quiet)
+        tracker = tracker or build_tracker(spec, args.quiet)
+        options = RunOptions(args.output, kept_boxes_path(args), args.show, progress=not args.quiet)
+        if options.boxes != args.boxes:
+            print(f"siamtrack: no --output, --boxes or --show: writing the boxes to {options.boxes}",
+                  file=sys.stderr)
         stats = track_source(source, tracker, _chain(first, frames), boxes, options)
     finally:
         source.close()
@@ -138,30 +191,37 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"siamtrack: {run_summary(source, stats, options)}", file=sys.stderr)
         return 130
     print(run_summary(source, stats, options))
+    say_if_slow(stats.fps, tracker.cfg, tracker.device.type, tracker.net.backend)
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from got10k.utils.metrics import rect_iou
     clip = make_clip()
-    tracker = tracker_spec(args).build()
+    tracker = build_tracker(tracker_spec(args), args.quiet)
     video = None
     predicted, busy = [], 0.0
+    progress = tqdm(total=len(clip.frames), unit="frame", disable=args.quiet)
     try:
         for index, frame, result, score, seconds in track_frames(tracker, clip.frames, clip.boxes[0]):
             predicted.append(result)
             busy += seconds
+            progress.update()
+            progress.set_postfix(fps=f"{len(predicted) / max(busy, 1e-9):.1f}", refresh=False)
             bgr = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
             draw_boxes(bgr, [(clip.boxes[index], RED, "truth"), (result, GREEN, "siamtrack")])
             draw_caption(bgr, f"frame {index}  score {score:.2f}")
             video = video or VideoOutput(Path(args.output), 30.0, bgr)
             video.write(bgr)
     finally:
+        progress.close()
         if video:
             video.close()
     iou = rect_iou(np.array(predicted[1:]), clip.boxes[1:])
-    print(f"demo: mean IoU {iou.mean():.3f} over {len(clip.frames)} frames at {len(clip.frames) / busy:.1f} fps "
+    print(f"demo: mean IoU {iou.mean():.3f} over {plural(len(clip.frames), 'frame')} "
+          f"at {len(clip.frames) / busy:.1f} fps "
           f"(model {tracker.cfg.name}, weights {tracker.weights_path or 'none: untrained'}) -> {args.output}")
+    say_if_slow(len(clip.frames) / busy, tracker.cfg, tracker.device.type, tracker.net.backend)
     return 0
 
 
@@ -177,7 +237,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         train(*run)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one report
         out = Path(args.out)
-        print(f"trained {cfg.train.epochs} epochs -> {out / 'last.pt'}, {out / 'best.pt'} "
+        print(f"trained {plural(cfg.train.epochs, 'epoch')} -> {out / 'last.pt'}, {out / 'best.pt'} "
               f"(lowest validation loss), {out / 'metrics.jsonl'}, {out / 'curves.png'}")
     return 0
 
@@ -189,8 +249,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     summary = evaluate(args.dataset, args.root, trackers, args.out or f"eval_{args.dataset}", tracker_spec(args),
                        workers=args.workers, threads=args.threads, resume=args.resume,
                        progress=lambda jobs, total: tqdm(jobs, total=total, unit="seq", disable=args.quiet))
-    print(f"{summary.benchmark}, {len(summary.sequences)} sequences:\n{overall_table(summary)}")
+    print(f"{summary.benchmark}, {plural(len(summary.sequences), 'sequence')}:\n{overall_table(summary)}")
     print("wrote " + ", ".join(str(path) for path in summary.files))
+    from .config import load_config
+    from .registry import resolve_trackers
+    for label, spec in resolve_trackers(trackers, tracker_spec(args)).items():
+        if spec is not None and spec.weights is None:  # a siamtrack model whose config is known here
+            say_if_slow(summary.overall[label]["fps"], load_config(spec.config, spec.overrides),
+                        resolve_device(spec.device).type, spec.backend, label)
     return 0
 
 
@@ -203,6 +269,7 @@ def cmd_vot(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     import json
     from .baselines import MISSING_TRACKERS
+    from .config import load_config, shipped_configs
     from .speed import bench_clip, format_report, format_targets_report, run_bench, run_targets_bench
     shared = TrackerSpec(weights=args.weights, overrides=tuple(args.overrides), device=args.device,
                          threads=args.threads)
@@ -213,6 +280,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     else:
         report = run_bench(args.config, args.backend, shared, clip).to_dict()
         print(format_report(report))
+        configs = {Path(config).stem: config for config in args.config or shipped_configs()}
+        for row in report["rows"]:
+            if row["tracker"] in configs:
+                say_if_slow(row["fps"], load_config(configs[row["tracker"]]), report["device"].split(":")[0],
+                            row["backend"], row["tracker"])
     if MISSING_TRACKERS:
         print(f"not timed: {', '.join(MISSING_TRACKERS)} (this OpenCV build lacks them; opencv-contrib-python has them)")
     if args.json:
@@ -225,16 +297,29 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .checkpoint import build_net
     from .engines import ONNX_OPSET, export_onnx
     cfg, net, _ = build_net(args.config, args.weights)
-    paths = export_onnx(net.eval(), cfg.track, args.out)
+    with status(f"exporting {Path(cfg.name).stem} to ONNX"):
+        paths = export_onnx(net.eval(), cfg.track, args.out)
     print(f"wrote {', '.join(str(p) for p in paths.values())} (ONNX opset {ONNX_OPSET}, batch norm folded, "
-          f"dynamic batch); responses = {cfg.model.out_scale} x conv2d(features, kernel)"
-          + (" on normalized features" if cfg.model.xcorr == "normalized" else ""))
+          f"dynamic batch); input: {onnx_input(cfg)}; responses = {cfg.model.out_scale} x "
+          "conv2d(features, kernel)" + (" on normalized features" if cfg.model.xcorr == "normalized" else ""))
     return 0
+
+
+def onnx_input(cfg: Config) -> str:
+    """What the exported graphs take: the crops as the tracker hands them over, normalised inside."""
+    from .models.backbones import INPUT_NORMS
+    crops = (f"float32 NCHW RGB crops with 0-255 pixel values (exemplar Nx3x{cfg.track.exemplar_size}x"
+             f"{cfg.track.exemplar_size}, search Nx3x{cfg.track.search_size}x{cfg.track.search_size})")
+    if cfg.model.backbone == "alexnet":
+        return crops + ", used as they are (AlexNet takes raw pixels)"
+    mean, std = (" ".join(f"{v:g}" for v in values) for values in INPUT_NORMS[cfg.model.input_norm])
+    return crops + f", normalised inside the graph ((x - [{mean}]) / [{std}])"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="siamtrack", description="SiamFC visual object tracking")
     sub = parser.add_subparsers(dest="command", required=True)
+    parser.commands = sub.choices
 
     run = sub.add_parser("run", help="track objects in a video, folder of frames, camera or stream")
     run.add_argument("source", help="video file, folder of frames, camera index (0) or stream URL")
@@ -246,11 +331,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--show", action="store_true", help="show the tracking in a window")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for a stream (default 10)")
+    run.add_argument("--reconnect", type=float, default=LIVE_RECONNECT_S, metavar="SECONDS",
+                     help="cameras and streams: how long to keep reopening one that stops before the run ends "
+                          f"(default {LIVE_RECONNECT_S:g}; 0 ends at the first drop); files and folders ignore it")
     add_tracker_args(run)
     run.set_defaults(func=cmd_run)
 
     demo = sub.add_parser("demo", help="track a built-in synthetic clip and write demo.mp4")
-    demo.add_argument("--output", default="demo.mp4")
+    demo.add_argument("--output", default="demo.mp4", help="write the annotated clip here (default: demo.mp4)")
+    demo.add_argument("--quiet", action="store_true", help="no progress bar")
     add_tracker_args(demo)
     demo.set_defaults(func=cmd_demo)
 
@@ -267,8 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config value, e.g. train.epochs=10 (repeatable)")
     train.add_argument("--freeze-backbone", action="store_true", help="train only the layers after the backbone")
-    train.add_argument("--nproc", type=positive_int, default=1, help="local processes (DistributedDataParallel)")
-    train.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    train.add_argument("--nproc", type=positive_int, default=1,
+                       help="local processes (DistributedDataParallel; default: 1)")
+    train.add_argument("--device", default="auto", help=DEVICE_HELP)
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
 
@@ -276,14 +366,16 @@ def build_parser() -> argparse.ArgumentParser:
     from .datasets import DATASETS
     from .registry import TRACKERS
     evaluate = sub.add_parser("eval", help="score trackers on a benchmark folder (got10k toolkit)")
-    evaluate.add_argument("--dataset", required=True, choices=DATASETS)
+    evaluate.add_argument("--dataset", required=True, choices=DATASETS,
+                          help="the benchmark: its folder layout, box convention and scores")
     evaluate.add_argument("--root", required=True, metavar="DIR", help="the benchmark's folder")
     evaluate.add_argument("--trackers", default="siamtrack",
                           help=f"comma-separated: {', '.join(TRACKERS)}, or shipped config names and YAML paths, "
                                "each a siamtrack model with the weights it names (default: siamtrack)")
     evaluate.add_argument("--out", metavar="DIR", help="results, reports, summary.md, plots (default: eval_DATASET)")
     evaluate.add_argument("--resume", action="store_true", help="keep finished sequences in --out, run the rest")
-    evaluate.add_argument("--workers", type=positive_int, default=1, help="processes running sequences in parallel")
+    evaluate.add_argument("--workers", type=positive_int, default=1,
+                          help="processes running sequences in parallel (default: 1)")
     add_tracker_args(evaluate, threads_help="CPU threads in all, shared by the workers (default: 2)")
     evaluate.set_defaults(threads=2)
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")

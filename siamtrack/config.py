@@ -75,6 +75,9 @@ class TrainConfig:
 @dataclass
 class Config:
     weights: str = ""
+    # fps of this model on an idle 2-core CPU, 2 threads, torch backend (README's bench): a run far below
+    # it says the machine is busy (0: not measured, nothing said)
+    reference_fps: float = 0.0
     model: ModelConfig = field(default_factory=ModelConfig)
     track: TrackConfig = field(default_factory=TrackConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -100,7 +103,7 @@ _RANGES = (
         "train.batch_size", "train.lr_start", "train.lr_end", "train.max_gap", "train.positive_radius",
         "train.pairs_per_epoch", "train.log_interval"}),
     (">= 0", lambda v: v >= 0, {
-        "model.adjust", "model.exemplar_crop", "track.context", "track.lost_ratio", "track.cpu_search_batch",
+        "reference_fps",        "model.adjust", "model.exemplar_crop", "track.context", "track.lost_ratio", "track.cpu_search_batch",
         "train.margin",
         "train.weight_decay", "train.num_workers", "train.seed", "train.val_pairs", "train.translate",
         "train.backbone_lr"}),

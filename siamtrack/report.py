@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .metrics import IOU_THRESHOLDS, PIXEL_THRESHOLDS, Curves
+from .text import plural
 
 COLUMN_TITLES = {
     "success_auc": "Success AUC", "precision": "Precision@20px", "norm_precision": "Norm. precision",
@@ -51,7 +52,7 @@ def sequence_table(summary: Summary) -> str:
 
 
 def summary_markdown(summary: Summary) -> str:
-    return (f"# {summary.benchmark}: {len(summary.sequences)} sequences\n\n{overall_table(summary)}\n\n"
+    return (f"# {summary.benchmark}: {plural(len(summary.sequences), 'sequence')}\n\n{overall_table(summary)}\n\n"
             f"## Per sequence\n\n{sequence_table(summary)}\n")
 
 

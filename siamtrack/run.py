@@ -15,6 +15,7 @@ from tqdm import tqdm
 from .draw import RED, draw_boxes, draw_caption, target_colour
 from .errors import BoxError, SiamtrackError
 from .sources import FrameSource
+from .text import plural
 from .tracker import SiamFCTracker, track_frames
 
 WINDOW = "siamtrack"
@@ -202,13 +203,25 @@ def track_source(source: FrameSource, tracker: SiamFCTracker, frames, boxes: np.
 
 def run_summary(source: FrameSource, stats: RunStats, options: RunOptions) -> str:
     """The line that closes a run: what was tracked, how fast, what the source lost, where it went."""
-    line = f"{'interrupted after' if stats.interrupted else 'tracked'} {stats.frames} frames at {stats.fps:.1f} fps"
+    line = (f"{'interrupted after' if stats.interrupted else 'tracked'} {plural(stats.frames, 'frame')} "
+            f"at {stats.fps:.1f} fps")
     if source.is_live and stats.latencies:
         ms = 1000 * np.array(stats.latencies)
         line += (f"; {source.dropped} of {source.received} stream frames dropped; "
                  f"latency {np.median(ms):.0f} ms median, {np.percentile(ms, 90):.0f} ms p90")
+    if source.gaps:
+        line += f"; {gaps_summary(source.gaps)}"
     if source.skipped:
-        line += f"; skipped {source.skipped} unreadable frame(s), the first: frame {source.first_skipped}"
+        line += f"; skipped {plural(source.skipped, 'unreadable frame')}, the first: frame {source.first_skipped}"
+    if not stats.interrupted:  # the interruption is said up front
+        line += f"; {source.ended or 'quit in the window'}"
     outputs = ", ".join(p for p in (options.output, options.boxes) if p)
     kept = " (kept)" if stats.interrupted else ""
     return line + (f" -> {outputs}{kept}" if outputs else "")
+
+
+def gaps_summary(gaps: list[float]) -> str:
+    """The outages a live source came back from, for the closing line."""
+    if len(gaps) == 1:
+        return f"1 gap in the stream ({gaps[0]:.1f} s)"
+    return f"{len(gaps)} gaps in the stream ({sum(gaps):.1f} s in all, the longest {max(gaps):.1f} s)"

@@ -25,7 +25,7 @@ import torch
 from tqdm import tqdm
 
 from .baselines import OPENCV_TRACKERS, pixel_rect
-from .config import DEFAULT_CONFIG, load_config, resolve_weights_path, shipped_configs
+from .config import DEFAULT_CONFIG, Config, load_config, resolve_weights_path, shipped_configs
 from .datasets import load_sequences
 from .engines import DEFAULT_BACKEND
 from .inputs import read_rgb, resolve_device
@@ -196,6 +196,20 @@ class BenchReport:
                       f"vs_{REFERENCE_BACKEND}": self.ratio(r, self.row(r.tracker, REFERENCE_BACKEND)),
                       "box_shift_px": self.box_shift(r)} for r in self.rows],
         }
+
+
+SLOW_SHARE = 1 / 3  # a CPU run below this share of the model's reference fps says why
+
+
+def slow_note(fps: float, cfg: Config, device: str, backend: str) -> str | None:
+    """One line when a CPU run of the default backend is far below the fps its model makes on an idle
+    machine: on a shared machine the cause is other processes, not the model."""
+    reference = cfg.reference_fps
+    if not reference or device != "cpu" or backend != DEFAULT_BACKEND or fps >= SLOW_SHARE * reference:
+        return None
+    return (f"note: {fps:.1f} fps is under a third of the {cfg.reference_fps:g} fps {Path(cfg.name).stem} makes "
+            f"on an idle 2-core CPU: the machine is busy (load average {load_average() or 0:.1f} on "
+            f"{os.cpu_count()} cores); see README, 'Threads on a busy machine'")
 
 
 def load_average() -> float | None:

@@ -1,15 +1,22 @@
+import argparse
+import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+import torch
 from got10k.utils.metrics import rect_iou
 from PIL import Image
 
 from conftest import OTB_MINI, count_frames, read_boxes, require, write_video
 from siamtrack import spec
-from siamtrack.cli import main
+from siamtrack.checkpoint import build_net
+from siamtrack.cli import build_parser, main
 from siamtrack.engines import DEFAULT_BACKEND
+from siamtrack.run import RunOptions, RunStats, run_summary
+from siamtrack.sources import FrameSource
+from siamtrack.text import plural
 from siamtrack.synthetic import make_clip
 
 FAST = ["--config", "siamfc_lite0_fast", "--threads", "2"]
@@ -143,7 +150,8 @@ def test_the_parser_and_run_leave_the_benchmark_toolkit_unimported():
 def test_demo_tracks_well_with_the_default_weights(tmp_path, capsys):
     out = tmp_path / "demo.mp4"
     assert main(["demo", "--output", str(out), "--threads", "2"]) == 0
-    line = capsys.readouterr().out
+    line, progress = capsys.readouterr()
+    assert "150/150" in progress  # the tracking loop's bar
     iou = float(line.split("mean IoU ")[1].split()[0])
     assert iou >= 0.6, line
     assert count_frames(out) == 150
@@ -161,3 +169,103 @@ def test_run_tracks_a_real_sequence_turned_into_an_mp4(tmp_path):
     rows = read_boxes(boxes)
     assert len(rows) == len(frames)
     assert rect_iou(rows[1:, 1:5], truth[1:]).mean() > 0.5
+
+
+def test_a_run_with_nothing_to_keep_writes_the_boxes_beside_and_says_where(video, clip, tmp_path, capsys,
+                                                                           monkeypatch):
+    """No --output, --boxes or window: the boxes go to SOURCE's name + .boxes.txt in the current folder."""
+    monkeypatch.chdir(tmp_path)
+    x, y, w, h = clip.boxes[0]
+    assert main(["run", str(video), "--bbox", f"{x},{y},{w},{h}", "--quiet", *FAST]) == 0
+    out, err = capsys.readouterr()
+    assert err.strip() == "siamtrack: no --output, --boxes or --show: writing the boxes to clip.boxes.txt"
+    assert out.strip().endswith("; end of file -> clip.boxes.txt")
+    assert read_boxes(tmp_path / "clip.boxes.txt").shape == (len(clip.frames), 6)
+
+
+
+def test_the_summary_says_the_folder_ended_and_counts_one_frame_as_one(clip, tmp_path, capsys):
+    Image.fromarray(clip.frames[0]).save(tmp_path / "0.png")
+    x, y, w, h = clip.boxes[0]
+    assert main(["run", str(tmp_path), "--bbox", f"{x},{y},{w},{h}", "--boxes", str(tmp_path / "b.txt"),
+                 "--quiet", *FAST]) == 0
+    summary = capsys.readouterr().out
+    assert summary.startswith("tracked 1 frame at ") and "; end of folder -> " in summary, summary
+
+
+def test_the_summary_gives_each_gap_a_stream_came_back_from_and_why_it_ended():
+    stats = RunStats(frames=300, seconds=10.0)
+    one = FrameSource("tcp://x", 30.0, None, is_live=True, gaps=[2.14], ended="stream ended")
+    assert run_summary(one, stats, RunOptions(boxes="b.txt")) == (
+        "tracked 300 frames at 30.0 fps; 1 gap in the stream (2.1 s); stream ended -> b.txt")
+    two = FrameSource("tcp://x", 30.0, None, is_live=True, gaps=[1.0, 2.5])  # the user quit
+    assert run_summary(two, stats, RunOptions(show=True)) == (
+        "tracked 300 frames at 30.0 fps; 2 gaps in the stream (3.5 s in all, the longest 2.5 s); quit in the window")
+
+
+def test_counts_take_their_noun_in_the_number_they_need():
+    assert [plural(n, "epoch") for n in (0, 1, 2)] == ["0 epochs", "1 epoch", "2 epochs"]
+
+
+def test_an_unknown_option_points_to_the_help_of_its_subcommand(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "clip.mp4", "--sett", "track.window_influence=0.2"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip() == ("siamtrack run: error: unrecognized arguments: --sett "
+                                               "track.window_influence=0.2 (see siamtrack run --help)")
+
+
+@pytest.mark.parametrize("command", ["run", "demo", "eval", "train", "export", "vot"])
+def test_help_shows_every_default(command):
+    """Each option with a default says it in its help (`--output` of demo: demo.mp4, eval's --workers...)."""
+    for action in build_parser().commands[command]._actions:
+        if action.default in (None, False, [], argparse.SUPPRESS):
+            continue
+        value = f"{action.default:g}" if isinstance(action.default, float) else str(action.default)
+        assert re.search(rf"default:? {re.escape(value)}\b", action.help or ""), (action.dest, action.help)
+
+
+def test_a_config_whose_weights_do_not_ship_says_how_to_get_them(video, capsys):
+    assert main(["run", str(video), "--bbox", "1,2,30,40", "--config", "siamfc_alexnet", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("siamtrack: error: no weights ship for config 'siamfc_alexnet' (it names siamfc_alexnet.pt): "
+                   "train them with `siamtrack train --config siamfc_alexnet --data DIR --out RUN_DIR` and pass "
+                   "--weights RUN_DIR/best.pt, or pass --weights with a checkpoint of yours")
+
+
+def test_building_the_model_shows_a_status_line_on_a_terminal(video, clip, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    bbox = ",".join(str(v) for v in clip.boxes[0])
+    assert main(["run", str(video), "--bbox", bbox, "--boxes", str(tmp_path / "b.txt"), *FAST]) == 0
+    assert "building the model (siamfc_lite0_fast, torch backend)" in capsys.readouterr().err
+    assert main(["run", str(video), "--bbox", bbox, "--boxes", str(tmp_path / "b.txt"), "--quiet", *FAST]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_export_says_what_input_its_graphs_take_and_they_take_it(tmp_path, capsys, monkeypatch):
+    """RGB 0-255 crops, normalised inside: the exported search branch gives the torch network's features
+    for the raw crop. On a terminal, a status line shows while it exports."""
+    ort = pytest.importorskip("onnxruntime")
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main(["export", "--format", "onnx", "--config", "siamfc_lite0_fast", "--out", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    assert ("input: float32 NCHW RGB crops with 0-255 pixel values (exemplar Nx3x127x127, search Nx3x255x255), "
+            "normalised inside the graph ((x - [127 127 127]) / [128 128 128])") in out
+    assert "exporting siamfc_lite0_fast to ONNX" in err
+    crop = np.random.default_rng(0).uniform(0, 255, (1, 3, 255, 255)).astype(np.float32)
+    session = ort.InferenceSession(str(tmp_path / "search.onnx"))
+    exported = session.run(None, {session.get_inputs()[0].name: crop})[0]
+    _, net, _ = build_net("siamfc_lite0_fast", None)
+    with torch.no_grad():
+        expected = net.eval().embed_search(torch.from_numpy(crop)).numpy()
+    assert np.abs(exported - expected).max() < 1e-3 * np.abs(expected).max()
+
+
+@pytest.mark.parametrize("reference, said", [(1e6, True), (0, False)])
+def test_a_run_far_below_its_models_idle_fps_says_why(video, clip, tmp_path, capsys, reference, said):
+    bbox = ",".join(str(v) for v in clip.boxes[0])
+    assert main(["run", str(video), "--bbox", bbox, "--boxes", str(tmp_path / "b.txt"), "--quiet",
+                 "--set", f"reference_fps={reference}", *FAST]) == 0
+    err = capsys.readouterr().err
+    assert ("under a third of the 1e+06 fps siamfc_lite0_fast makes on an idle 2-core CPU" in err) == said
+    assert ("load average" in err) == said and len(err.strip().splitlines()) == int(said)

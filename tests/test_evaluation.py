@@ -313,6 +313,22 @@ def test_bad_input_is_a_one_line_error(otb, tmp_path):
         assert "\n" not in str(error.value)
 
 
+@pytest.mark.parametrize("trackers, extra, message", [
+    ("kcf,ALEXNET.yaml", [], "config file not found: ALEXNET.yaml"),
+    ("siamfc_alexnet", [], "no weights ship for config 'siamfc_alexnet'"),
+    ("siamtrack", ["--config", "siamfc_alexnet"], "no weights ship for config 'siamfc_alexnet'"),
+])
+def test_cli_eval_names_a_missing_config_file_or_unshipped_weights(otb, tmp_path, capsys, trackers, extra,
+                                                                    message):
+    from siamtrack.cli import main
+    out = tmp_path / "out"
+    assert main(["eval", "--dataset", "otb", "--root", str(otb), "--trackers", trackers, "--out", str(out),
+                 "--quiet", *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"siamtrack: error: {message}") and len(err.splitlines()) == 1, err
+    assert not out.exists()
+
+
 def test_several_siamtrack_models_run_side_by_side_under_their_config_names(otb, tmp_path):
     alexnet = tmp_path / "random_alexnet.yaml"
     alexnet.write_text('base: siamfc_alexnet\nweights: ""\n')

@@ -1,11 +1,13 @@
 """A live stream that drops: served by ffmpeg on 127.0.0.1, killed mid-stream, restarted on the same port
-(or not), and read through open_source(..., reconnect=N)."""
+(or not), and read through open_source(..., reconnect=N) and `siamtrack run URL --reconnect N`."""
 import subprocess
+import sys
 import time
 
+import numpy as np
 import pytest
 
-from conftest import write_video
+from conftest import read_boxes, write_video
 from siamtrack.errors import SourceError
 from siamtrack.sources import open_source
 from siamtrack.synthetic import make_clip
@@ -13,11 +15,17 @@ from test_live import free_port, listening, needs, wait_until
 
 KILL_AFTER = 10  # frames read before the server is killed
 OUTAGE = 1.5  # seconds the server stays away before it is restarted
+FAST = ["--config", "siamfc_lite0_fast", "--threads", "2"]
 
 
 @pytest.fixture(scope="module")
-def video(tmp_path_factory):
-    return write_video(tmp_path_factory.mktemp("reconnect") / "clip.mp4", make_clip(num_frames=90).frames, fps=30)
+def clip():
+    return make_clip(num_frames=90)
+
+
+@pytest.fixture(scope="module")
+def video(clip, tmp_path_factory):
+    return write_video(tmp_path_factory.mktemp("reconnect") / "clip.mp4", clip.frames, fps=30)
 
 
 class Server:
@@ -108,3 +116,47 @@ def test_close_during_an_outage_does_not_wait_for_the_reconnect_time(server):
 def test_negative_reconnect_time_is_refused():
     with pytest.raises(SourceError, match="reconnect time must be >= 0 seconds"):
         open_source("tcp://127.0.0.1:1", reconnect=-1)
+
+
+def start_run(server, clip, boxes, reconnect: str) -> subprocess.Popen:
+    """`siamtrack run URL --reconnect ...` in its own process, once it has tracked KILL_AFTER frames."""
+    bbox = ",".join(str(v) for v in clip.boxes[0])
+    run = subprocess.Popen([sys.executable, "-m", "siamtrack", "run", server.url, "--bbox", bbox, "--boxes",
+                            str(boxes), "--reconnect", reconnect, "--quiet", *FAST],
+                           stdout=subprocess.PIPE, text=True)
+    wait_until(lambda: boxes.exists() and len(boxes.read_text().splitlines()) > KILL_AFTER, 120, "no boxes")
+    return run
+
+
+def test_cli_run_tracks_on_after_the_stream_comes_back_and_says_how_it_ended(server, clip, tmp_path):
+    boxes = tmp_path / "boxes.txt"
+    run = start_run(server, clip, boxes, reconnect="4")
+    try:
+        server.kill()
+        before = len(read_boxes(boxes))
+        time.sleep(OUTAGE)
+        server.start()  # serves the clip again, then ends for good: the run gives up 4 s later
+        summary, _ = run.communicate(timeout=60)
+    finally:
+        run.kill()
+    assert run.returncode == 0
+    gap = float(summary.split("1 gap in the stream (")[1].split(" s)")[0])
+    assert OUTAGE <= gap < 4
+    assert summary.strip().endswith(f"; stream lost: not back after 4 s of reconnecting -> {boxes}"), summary
+    rows = read_boxes(boxes)
+    # the restarted stream was tracked into the same file: the first stream died long before its 90th frame
+    assert len(rows) > before + 10 and rows[-1, 0] >= 90
+    assert boxes.read_text().count("#") == 1 and np.all(np.diff(rows[:, 0]) > 0)
+    assert np.isfinite(rows[1:, 5]).all()  # one tracker throughout: frame 0's nan score only, no new start
+
+
+def test_cli_run_without_reconnect_ends_at_the_drop_saying_the_stream_ended(server, clip, tmp_path):
+    boxes = tmp_path / "boxes.txt"
+    run = start_run(server, clip, boxes, reconnect="0")
+    try:
+        server.kill()
+        summary, _ = run.communicate(timeout=30)
+    finally:
+        run.kill()
+    assert run.returncode == 0
+    assert "gap" not in summary and summary.strip().endswith(f"; stream ended -> {boxes}"), summary

@@ -169,7 +169,7 @@ def test_a_damaged_image_in_a_folder_is_skipped(clip, tmp_path, capsys):
     (folder / "0003.png").write_bytes((folder / "0003.png").read_bytes()[:300])
     boxes = tmp_path / "boxes.txt"
     assert main(["run", str(folder), "--bbox", bbox_arg(clip.boxes[0]), "--boxes", str(boxes), *FAST]) == 0
-    assert "skipped 1 unreadable frame(s), the first: frame 3" in capsys.readouterr().out
+    assert "skipped 1 unreadable frame, the first: frame 3" in capsys.readouterr().out
     assert read_boxes(boxes)[:, 0].tolist() == [0, 1, 2, 4, 5]
 
 
