@@ -25,6 +25,9 @@ from .synthetic import make_clip
 from .text import plural
 from .tracker import SiamFCTracker, track_frames
 
+# torch's CPU threads: 1 never fell more than 29 % behind the best setting with 0, 1 or 3 other busy
+# processes, while 2 collapsed to a sixth of it with one (tools/thread_policy.py; README)
+DEFAULT_THREADS = 1
 LIVE_RECONNECT_S = 30.0  # how long a lost camera or stream is retried: a Wi-Fi hiccup or a camera's reboot
 DEVICE_HELP = "auto, cpu or cuda (default: auto, cuda when available)"
 AV_LOG_QUIET = "-8"  # FFmpeg's log level for silence: decoder complaints about a damaged file, line after line
@@ -101,7 +104,9 @@ def checked_boxes(boxes: np.ndarray, frame: np.ndarray) -> np.ndarray:
 
 
 def add_tracker_args(parser: argparse.ArgumentParser, several: bool = False,
-                     threads_help: str = "CPU threads for torch (default: torch's choice)") -> None:
+                     threads_help: str = f"CPU threads for torch (default: {DEFAULT_THREADS}: it holds up when "
+                                         "other processes share the cores; see README, 'Threads on a busy "
+                                         "machine')") -> None:
     """The options a TrackerSpec is made of; `several` takes a list of configs and of backends (bench)."""
     many = {"nargs": "+"} if several else {}
     parser.add_argument("--config", **many, help="shipped config name or YAML path (default: "
@@ -113,7 +118,7 @@ def add_tracker_args(parser: argparse.ArgumentParser, several: bool = False,
     parser.add_argument("--backend", choices=BACKENDS, default=[DEFAULT_BACKEND] if several else DEFAULT_BACKEND,
                         **many, help=f"inference backend (default: {DEFAULT_BACKEND}); all but onnxruntime-int8 "
                                      "give the same boxes, the onnxruntime ones need the onnx extra")
-    parser.add_argument("--threads", type=positive_int, help=threads_help)
+    parser.add_argument("--threads", type=positive_int, default=DEFAULT_THREADS, help=threads_help)
 
 
 def tracker_spec(args: argparse.Namespace) -> TrackerSpec:
@@ -247,7 +252,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .report import overall_table
     trackers = [name.strip() for name in args.trackers.split(",") if name.strip()]
     summary = evaluate(args.dataset, args.root, trackers, args.out or f"eval_{args.dataset}", tracker_spec(args),
-                       workers=args.workers, threads=args.threads, resume=args.resume,
+                       workers=args.workers, threads=args.threads or DEFAULT_THREADS * args.workers,
+                       resume=args.resume,
                        progress=lambda jobs, total: tqdm(jobs, total=total, unit="seq", disable=args.quiet))
     print(f"{summary.benchmark}, {plural(len(summary.sequences), 'sequence')}:\n{overall_table(summary)}")
     print("wrote " + ", ".join(str(path) for path in summary.files))
@@ -376,15 +382,16 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--resume", action="store_true", help="keep finished sequences in --out, run the rest")
     evaluate.add_argument("--workers", type=positive_int, default=1,
                           help="processes running sequences in parallel (default: 1)")
-    add_tracker_args(evaluate, threads_help="CPU threads in all, shared by the workers (default: 2)")
-    evaluate.set_defaults(threads=2)
+    add_tracker_args(evaluate, threads_help=f"CPU threads in all, shared by the workers (default: {DEFAULT_THREADS} "
+                                            "per worker)")
+    evaluate.set_defaults(threads=None)
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=cmd_eval)
 
     bench = sub.add_parser("bench", help="time each model per stage beside OpenCV's trackers "
                                          f"({', '.join(OPENCV_TRACKERS)}) on the same clip")
     add_tracker_args(bench, several=True, threads_help="CPU threads for torch, ONNX Runtime and OpenCV "
-                                                       "(default: torch's)")
+                                                       f"(default: {DEFAULT_THREADS}, as run uses)")
     bench.add_argument("--frames", type=whole_number(2),
                        help="frames to time, at least 2 (default: the demo's 150 for the synthetic 640x360 "
                             "clip, all of a --sequence)")

@@ -31,6 +31,7 @@ from .engines import DEFAULT_BACKEND
 from .inputs import read_rgb, resolve_device
 from .spec import TrackerSpec
 from .synthetic import make_clip
+from .text import plural
 from .tracker import STAGES as SIAMFC_STAGES, SiamFCTracker
 
 STAGES = ("decode", *SIAMFC_STAGES, "total")  # total: the tracking stages, decode excluded
@@ -291,7 +292,7 @@ def format_report(report: dict) -> str:
 def report_heading(report: dict) -> str:
     """What was timed, where, and how busy the machine was."""
     return (f"siamtrack bench, {report['date']}: {report['clip']} clip, {report['frames']} frames "
-            f"{report['size'][0]}x{report['size'][1]}, {report['threads']} threads, {report['device']}, "
+            f"{report['size'][0]}x{report['size'][1]}, {plural(report['threads'], 'thread')}, {report['device']}, "
             f"torch {report['torch']}, opencv {report['opencv']}"
             + (f", load average {report['load'][0]:.1f} -> {report['load'][1]:.1f}" if None not in report["load"] else ""))
 
