@@ -163,15 +163,21 @@ def green_fraction_on_outline(shot: np.ndarray, x0: int, y0: int, x1: int, y1: i
     return float(np.mean(np.all(np.abs(outline.astype(int) - (0, 220, 0)) < 40, axis=1)))
 
 
-def test_window_shows_the_box_where_the_tracker_says_and_obeys_keys(display, video, clip, tmp_path):
-    needs("ffmpeg")
-    boxes = tmp_path / "boxes.txt"
+def run_in_window(display, video, clip, boxes: Path) -> subprocess.Popen:
+    """`siamtrack run --show` on the clip's first box, once its first 10 boxes are written."""
     x, y, w, h = clip.boxes[0]
     env = {**os.environ, "DISPLAY": display}
     run = subprocess.Popen([sys.executable, "-m", "siamtrack", "run", str(video), "--bbox", f"{x},{y},{w},{h}",
                             "--show", "--boxes", str(boxes), "--quiet", *FAST], env=env)
+    wait_until(lambda: boxes.exists() and len(boxes.read_text().splitlines()) >= 10, 60, "no boxes")
+    return run
+
+
+def test_window_shows_the_box_where_the_tracker_says_and_obeys_keys(display, video, clip, tmp_path):
+    needs("ffmpeg")
+    boxes = tmp_path / "boxes.txt"
+    run = run_in_window(display, video, clip, boxes)
     try:
-        wait_until(lambda: boxes.exists() and len(boxes.read_text().splitlines()) >= 10, 60, "no boxes")
         press(display, "p")
         time.sleep(1.0)
         shown = len(boxes.read_text().splitlines())
@@ -208,12 +214,8 @@ def drag(display, title: str, start: tuple[int, int], end: tuple[int, int]) -> N
 
 def test_window_adds_a_target_drawn_with_a(display, video, clip, tmp_path):
     boxes = tmp_path / "boxes.txt"
-    x, y, w, h = clip.boxes[0]
-    env = {**os.environ, "DISPLAY": display}
-    run = subprocess.Popen([sys.executable, "-m", "siamtrack", "run", str(video), "--bbox", f"{x},{y},{w},{h}",
-                            "--show", "--boxes", str(boxes), "--quiet", *FAST], env=env)
+    run = run_in_window(display, video, clip, boxes)
     try:
-        wait_until(lambda: boxes.exists() and len(boxes.read_text().splitlines()) >= 10, 60, "no boxes")
         press(display, "p")
         press(display, "a")
         drag(display, "draw the target", (40, 50), (120, 110))
