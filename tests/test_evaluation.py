@@ -13,7 +13,7 @@ import torch
 from got10k.trackers import Tracker
 
 from conftest import OTB_MINI, require
-from siamtrack import TrackerSpec
+from siamtrack import SiamFCTracker, TrackerSpec
 from siamtrack.baselines import OPENCV_TRACKERS, OpenCVTracker
 from siamtrack.checkpoint import save_atomic
 from siamtrack.config import load_config
@@ -132,6 +132,20 @@ def test_scores_equal_got10ks_own_on_the_same_result_files(otb, tmp_path):
             assert (summary.sequences[name][tracker]["success_auc"]
                     == pytest.approx(theirs["seq_wise"][name]["success_score"]))
     assert 0 < summary.overall["noisier"]["success_auc"] < summary.overall["noisy"]["success_auc"] < 1
+
+
+def test_eval_of_a_single_target_gives_the_boxes_of_the_tracker_run_alone(otb, tmp_path):
+    """eval's single-target path is the tracker's own: the result files hold the boxes a plain
+    init/update loop gives (which the pyramid test holds to the tracker before several targets)."""
+    evaluate("otb", otb, ["siamfc_lite0_fast"], tmp_path / "out", TrackerSpec(device="cpu"))
+    tracker = SiamFCTracker("siamfc_lite0_fast", device="cpu")
+    for seq in load_sequences(otb):
+        frames = [cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB) for path in seq.frames]
+        tracker.init(frames[0], seq.boxes[0])
+        alone = np.array([seq.boxes[0]] + [tracker.update(frame) for frame in frames[1:]])
+        written = np.loadtxt(tmp_path / "out" / "results" / "OTB" / "siamfc_lite0_fast" / f"{seq.name}.txt",
+                             delimiter=",")
+        assert np.abs(written - seq.to_source(alone)).max() <= 1e-3  # got10k writes 3 decimals
 
 
 # --- box conventions and benchmark layouts
