@@ -14,16 +14,15 @@ import numpy as np
 from tqdm import tqdm
 
 from .config import Config
-from .draw import GREEN, RED, draw_boxes, draw_caption
 from .engines import BACKENDS, DEFAULT_BACKEND
 from .errors import BoxError, SiamtrackError, SourceError
 from .inputs import check_box, resolve_device
-from .run import BOXES_HEADER, RunOptions, VideoOutput, has_display, run_summary, select_boxes, track_source
+from .run import BOXES_HEADER, RunOptions, has_display, run_summary, select_boxes, track_demo, track_source
 from .sources import open_source
 from .spec import TrackerSpec
 from .synthetic import make_clip
 from .text import plural
-from .tracker import SiamFCTracker, track_frames
+from .tracker import SiamFCTracker
 
 # torch's CPU threads: 1 never fell more than 29 % behind the best setting with 0, 1 or 3 other busy
 # processes, while 2 collapsed to a sixth of it with one (tools/thread_policy.py; README)
@@ -204,29 +203,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from got10k.utils.metrics import rect_iou
     clip = make_clip()
     tracker = build_tracker(tracker_spec(args), args.quiet)
-    video = None
-    predicted, busy = [], 0.0
-    progress = tqdm(total=len(clip.frames), unit="frame", disable=args.quiet)
-    try:
-        for index, frame, result, score, seconds in track_frames(tracker, clip.frames, clip.boxes[0]):
-            predicted.append(result)
-            busy += seconds
-            progress.update()
-            progress.set_postfix(fps=f"{len(predicted) / max(busy, 1e-9):.1f}", refresh=False)
-            bgr = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
-            draw_boxes(bgr, [(clip.boxes[index], RED, "truth"), (result, GREEN, "siamtrack")])
-            draw_caption(bgr, f"frame {index}  score {score:.2f}")
-            video = video or VideoOutput(Path(args.output), 30.0, bgr)
-            video.write(bgr)
-    finally:
-        progress.close()
-        if video:
-            video.close()
-    iou = rect_iou(np.array(predicted[1:]), clip.boxes[1:])
-    print(f"demo: mean IoU {iou.mean():.3f} over {plural(len(clip.frames), 'frame')} "
-          f"at {len(clip.frames) / busy:.1f} fps "
+    boxes, stats = track_demo(tracker, clip, args.output, progress=not args.quiet)
+    iou = rect_iou(boxes[1:], clip.boxes[1:])
+    print(f"demo: mean IoU {iou.mean():.3f} over {plural(stats.frames, 'frame')} at {stats.fps:.1f} fps "
           f"(model {tracker.cfg.name}, weights {tracker.weights_path or 'none: untrained'}) -> {args.output}")
-    say_if_slow(len(clip.frames) / busy, tracker.cfg, tracker.device.type, tracker.net.backend)
+    say_if_slow(stats.fps, tracker.cfg, tracker.device.type, tracker.net.backend)
     return 0
 
 

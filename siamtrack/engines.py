@@ -21,7 +21,6 @@ import io
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch

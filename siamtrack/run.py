@@ -12,9 +12,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .draw import RED, draw_boxes, draw_caption, target_colour
+from .draw import GREEN, RED, draw_boxes, draw_caption, target_colour
 from .errors import BoxError, SiamtrackError
 from .sources import FrameSource
+from .synthetic import SyntheticClip
 from .text import plural
 from .tracker import SiamFCTracker, track_frames
 
@@ -225,3 +226,27 @@ def gaps_summary(gaps: list[float]) -> str:
     if len(gaps) == 1:
         return f"1 gap in the stream ({gaps[0]:.1f} s)"
     return f"{len(gaps)} gaps in the stream ({sum(gaps):.1f} s in all, the longest {max(gaps):.1f} s)"
+
+
+def track_demo(tracker: SiamFCTracker, clip: SyntheticClip, output: str, progress: bool = True,
+               fps: float = 30.0) -> tuple[np.ndarray, RunStats]:
+    """Track the clip's target from its first box, writing each frame with the true box and the tracked one
+    to the `output` video; the tracked boxes and the run's counts."""
+    video, boxes, stats = None, [], RunStats()
+    bar = tqdm(total=len(clip.frames), unit="frame", disable=not progress)
+    try:
+        for index, frame, box, score, seconds in track_frames(tracker, clip.frames, clip.boxes[0]):
+            boxes.append(box)
+            stats.frames, stats.seconds = stats.frames + 1, stats.seconds + seconds
+            bar.update()
+            bar.set_postfix(fps=f"{stats.fps:.1f}", refresh=False)
+            bgr = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+            draw_boxes(bgr, [(clip.boxes[index], RED, "truth"), (box, GREEN, "siamtrack")])
+            draw_caption(bgr, f"frame {index}  score {score:.2f}")
+            video = video or VideoOutput(Path(output), fps, bgr)
+            video.write(bgr)
+    finally:
+        bar.close()
+        if video:
+            video.close()
+    return np.array(boxes), stats

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 
-import cv2
 import numpy as np
 
 from .errors import SiamtrackError
