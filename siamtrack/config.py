@@ -103,10 +103,9 @@ _RANGES = (
         "train.batch_size", "train.lr_start", "train.lr_end", "train.max_gap", "train.positive_radius",
         "train.pairs_per_epoch", "train.log_interval"}),
     (">= 0", lambda v: v >= 0, {
-        "reference_fps",        "model.adjust", "model.exemplar_crop", "track.context", "track.lost_ratio", "track.cpu_search_batch",
-        "train.margin",
-        "train.weight_decay", "train.num_workers", "train.seed", "train.val_pairs", "train.translate",
-        "train.backbone_lr"}),
+        "reference_fps", "model.adjust", "model.exemplar_crop", "track.context", "track.lost_ratio",
+        "track.cpu_search_batch", "train.margin", "train.weight_decay", "train.num_workers", "train.seed",
+        "train.val_pairs", "train.translate", "train.backbone_lr"}),
     ("between 0 and 1", lambda v: 0 <= v <= 1, {
         "track.scale_penalty", "track.scale_lr", "track.window_influence", "train.momentum",
         "train.val_fraction", "train.stretch", "train.color_jitter", "train.gray_prob"}),

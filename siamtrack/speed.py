@@ -294,7 +294,8 @@ def report_heading(report: dict) -> str:
     return (f"siamtrack bench, {report['date']}: {report['clip']} clip, {report['frames']} frames "
             f"{report['size'][0]}x{report['size'][1]}, {plural(report['threads'], 'thread')}, {report['device']}, "
             f"torch {report['torch']}, opencv {report['opencv']}"
-            + (f", load average {report['load'][0]:.1f} -> {report['load'][1]:.1f}" if None not in report["load"] else ""))
+            + (f", load average {report['load'][0]:.1f} -> {report['load'][1]:.1f}"
+               if None not in report["load"] else ""))
 
 
 def format_table(lines: list[list[str]]) -> str:

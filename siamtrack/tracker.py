@@ -119,7 +119,7 @@ class SiamFCTracker:
         self.window = torch.tensor(window / window.sum(), dtype=torch.float32, device=self.device)
         self._window_term = t.window_influence * self.window
         self._exemplar_crops = CropBatch(self.kernels_per_target, t.exemplar_size, self.device)
-        self.kernel = None  # the targets' exemplar features, one per target: set by init
+        self.kernel = None  # the targets' exemplar features, kernels_per_target each, in target order: set by init
         self.single = True  # init was given one box, not an N x 4 array: answers are one target's
 
     @torch.inference_mode()
