@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .baselines import OPENCV_TRACKERS, pixel_rect
+from .baselines import OPENCV_TRACKERS
 from .config import DEFAULT_CONFIG, Config, load_config, resolve_weights_path, shipped_configs
 from .datasets import load_sequences
 from .engines import DEFAULT_BACKEND
@@ -90,21 +90,35 @@ class TimedSiamFC:
         self.row.times["total"].append(sum(self.row.times[stage][-1] for stage in SIAMFC_STAGES))
 
 
-class TimedOpenCV:
-    """One of OpenCV's trackers on the BGR frames it takes natively, its update() timed as a whole."""
+class OpenCVTarget:
+    """One of OpenCV's trackers on the BGR frames it takes natively."""
 
-    def __init__(self, row: Row, create: Callable):
-        self.row, self.create = row, create
+    def __init__(self, create: Callable):
+        self.create = create
 
-    def init(self, rgb: np.ndarray, bgr: np.ndarray, box: np.ndarray) -> None:
+    def init(self, bgr: np.ndarray, box: np.ndarray) -> None:
         self.tracker = self.create()
         self.tracker.init(bgr, tuple(int(round(v)) for v in box))
 
+    def update(self, bgr: np.ndarray) -> np.ndarray:
+        ok, rect = self.tracker.update(bgr)
+        return np.asarray(rect, dtype=np.float64)
+
+
+class TimedOpenCV:
+    """One of OpenCV's trackers, its update() timed as a whole."""
+
+    def __init__(self, row: Row, create: Callable):
+        self.row, self.target = row, OpenCVTarget(create)
+
+    def init(self, rgb: np.ndarray, bgr: np.ndarray, box: np.ndarray) -> None:
+        self.target.init(bgr, box)
+
     def update(self, rgb: np.ndarray, bgr: np.ndarray) -> None:
         start = time.perf_counter()
-        ok, rect = self.tracker.update(bgr)
+        box = self.target.update(bgr)
         self.row.times["total"].append(1000 * (time.perf_counter() - start))
-        self.row.boxes.append(np.asarray(rect, dtype=np.float64))
+        self.row.boxes.append(box)
 
 
 @dataclass
@@ -163,14 +177,26 @@ def siamfc_tracker(spec: TrackerSpec) -> tuple[SiamFCTracker, str]:
 
 
 @dataclass
-class BenchReport:
-    rows: list[Row]
+class Conditions:
+    """What a benchmark ran on: the frames, the machine, and how busy it was."""
+
+    clip: str
     frames: int
     size: tuple[int, int]
     threads: int
     device: str
     load: list[float | None]  # the 1-minute load average as the run started and as it ended
-    clip: str = "synthetic"
+
+    def to_dict(self) -> dict:
+        return {"date": date.today().isoformat(), "clip": self.clip, "frames": self.frames, "size": list(self.size),
+                "threads": self.threads, "device": self.device, "load": self.load,
+                "torch": torch.__version__, "opencv": cv2.__version__}
+
+
+@dataclass
+class BenchReport:
+    rows: list[Row]
+    conditions: Conditions
 
     def row(self, tracker: str, backend: str) -> Row | None:
         return next((r for r in self.rows if r.tracker == tracker and r.backend == backend), None)
@@ -188,9 +214,7 @@ class BenchReport:
     def to_dict(self) -> dict:
         baseline = self.row(REFERENCE_BASELINE, "opencv")
         return {
-            "date": date.today().isoformat(), "clip": self.clip, "frames": self.frames, "size": list(self.size),
-            "threads": self.threads, "device": self.device, "load": self.load,
-            "torch": torch.__version__, "opencv": cv2.__version__,
+            **self.conditions.to_dict(),
             "rows": [{"tracker": r.tracker, "backend": r.backend, "note": r.note,
                       "ms": {s: r.stat(s) for s in STAGES}, "fps": r.fps,
                       f"vs_{REFERENCE_BASELINE}": self.ratio(r, baseline),
@@ -232,9 +256,26 @@ def decoded_clip(clip: BenchClip) -> Iterator[tuple[np.ndarray, np.ndarray, floa
         yield from decoded(video)
 
 
-def timing(frames: Iterator, clip: BenchClip) -> Iterator:
-    """The frames, with a progress bar on stderr: every tracker meets each in turn."""
-    return tqdm(frames, total=len(clip.frames), desc="timing", unit="frame", leave=False)
+def time_in_lockstep(trackers: list, clip: BenchClip) -> list[float]:
+    """Init every tracker on the clip's first frame, then update each in turn on every other frame as a
+    video decodes them, so that all meet the same load; the ms each frame took to decode. A tracker
+    takes init(rgb, bgr, first box) and update(rgb, bgr), and keeps its own timings."""
+    decode_ms = []
+    frames = tqdm(decoded_clip(clip), total=len(clip.frames), desc="timing", unit="frame", leave=False)
+    for index, (rgb, bgr, ms) in enumerate(frames):
+        decode_ms.append(ms)
+        for tracker in trackers:
+            if index == 0:
+                tracker.init(rgb, bgr, clip.box)
+            else:
+                tracker.update(rgb, bgr)
+    return decode_ms
+
+
+def conditions(clip: BenchClip, device: str, load_at_start: float | None) -> Conditions:
+    height, width = clip.frames[0].shape[:2]
+    return Conditions(clip.name, len(clip.frames), (width, height), torch.get_num_threads(), device,
+                      [load_at_start, load_average()])
 
 
 def run_bench(configs: list[str] | None = None, backends: list[str] = (DEFAULT_BACKEND,),
@@ -244,7 +285,7 @@ def run_bench(configs: list[str] | None = None, backends: list[str] = (DEFAULT_B
 
     `spec` holds the choices shared by every model: weights, overrides, device and threads.
     """
-    load = [load_average()]
+    load = load_average()
     device = str(resolve_device(spec.device))
     use_threads(spec.threads)
     clip = clip or bench_clip()
@@ -255,20 +296,11 @@ def run_bench(configs: list[str] | None = None, backends: list[str] = (DEFAULT_B
         tracker, note = siamfc_tracker(replace(spec, config=config, backend=backend))
         timed.append(TimedSiamFC(Row(Path(config).stem, backend, note), tracker))
     timed += [TimedOpenCV(Row(name, "opencv"), OPENCV_TRACKERS[name]) for name in baselines]
-    decode_ms = []
-    for index, (rgb, bgr, ms) in enumerate(timing(decoded_clip(clip), clip)):
-        decode_ms.append(ms)
-        for t in timed:
-            if index == 0:
-                t.init(rgb, bgr, clip.box)
-            else:
-                t.update(rgb, bgr)
+    decode_ms = time_in_lockstep(timed, clip)
     rows = [t.row for t in timed]
     for row in rows:
         row.times["decode"] = decode_ms  # one decode per frame, shared by every tracker
-    height, width = clip.frames[0].shape[:2]
-    load.append(load_average())
-    return BenchReport(rows, len(clip.frames), (width, height), torch.get_num_threads(), device, load, clip.name)
+    return BenchReport(rows, conditions(clip, device, load))
 
 
 def format_report(report: dict) -> str:
@@ -305,9 +337,6 @@ def format_table(lines: list[list[str]]) -> str:
 
 # --- many targets: one batched tracker against one tracker per target, and OpenCV's CSRT per target
 
-TARGET_KINDS = ("batched", "separate", REFERENCE_BASELINE)
-
-
 def spread_boxes(box: np.ndarray, count: int, width: int, height: int) -> np.ndarray:
     """The given box and count - 1 more of its size, their centres spread over the frame on a grid."""
     cols = math.ceil(math.sqrt(count))
@@ -323,7 +352,7 @@ class TargetsRow:
 
     tracker: str  # config name, or the OpenCV tracker
     backend: str
-    kind: str  # one of TARGET_KINDS
+    kind: str  # batched, separate, or the OpenCV tracker's name (one each)
     targets: int
     ms: list[float] = field(default_factory=list)
 
@@ -332,29 +361,18 @@ class TargetsRow:
         return self.targets * 1000.0 / float(np.median(self.ms))
 
 
-class OpenCVTarget:
-    """One OpenCV tracker on the BGR frames it takes natively."""
-
-    def __init__(self, create: Callable):
-        self.create = create
-
-    def init(self, bgr: np.ndarray, box: np.ndarray) -> None:
-        self.tracker = self.create()
-        self.tracker.init(bgr, pixel_rect(box))
-
-    def update(self, bgr: np.ndarray) -> None:
-        self.tracker.update(bgr)
-
-
 class TargetsGroup:
-    """The trackers of one row: init each on its boxes, then time their updates on a frame together."""
+    """The trackers of one row: init each on its boxes (the first box spread over the frame), then time
+    their updates on a frame together."""
 
-    def __init__(self, row: TargetsRow, trackers: list, boxes: list, bgr: bool = False):
-        self.row, self.trackers, self.boxes, self.bgr = row, trackers, boxes, bgr
+    def __init__(self, row: TargetsRow, trackers: list, boxes_each: bool, bgr: bool = False):
+        self.row, self.trackers, self.boxes_each, self.bgr = row, trackers, boxes_each, bgr
 
-    def init(self, rgb: np.ndarray, bgr: np.ndarray) -> None:
-        for tracker, box in zip(self.trackers, self.boxes):
-            tracker.init(bgr if self.bgr else rgb, box)
+    def init(self, rgb: np.ndarray, bgr: np.ndarray, box: np.ndarray) -> None:
+        frame = bgr if self.bgr else rgb
+        boxes = spread_boxes(box, self.row.targets, frame.shape[1], frame.shape[0])
+        for tracker, given in zip(self.trackers, boxes if self.boxes_each else [boxes]):
+            tracker.init(frame, given)
 
     def update(self, rgb: np.ndarray, bgr: np.ndarray) -> None:
         frame = bgr if self.bgr else rgb
@@ -364,37 +382,30 @@ class TargetsGroup:
         self.row.ms.append(1000 * (time.perf_counter() - start))
 
 
-def target_groups(base: SiamFCTracker, name: str, boxes: np.ndarray) -> list[TargetsGroup]:
-    """For len(boxes) targets: one batched tracker, one tracker per target (copies sharing the network:
+def target_groups(base: SiamFCTracker, name: str, count: int) -> list[TargetsGroup]:
+    """For `count` targets: one batched tracker, one tracker per target (copies sharing the network:
     built apart they would run the same), and one CSRT per target."""
-    row = partial(TargetsRow, name, base.net.backend, targets=len(boxes))
-    groups = [TargetsGroup(row(kind="batched"), [copy.copy(base)], [boxes]),
-              TargetsGroup(row(kind="separate"), [copy.copy(base) for _ in boxes], list(boxes))]
+    row = partial(TargetsRow, name, base.net.backend, targets=count)
+    groups = [TargetsGroup(row(kind="batched"), [copy.copy(base)], boxes_each=False),
+              TargetsGroup(row(kind="separate"), [copy.copy(base) for _ in range(count)], boxes_each=True)]
     if REFERENCE_BASELINE in OPENCV_TRACKERS:
         create = OPENCV_TRACKERS[REFERENCE_BASELINE]
-        groups.append(TargetsGroup(TargetsRow(REFERENCE_BASELINE, "opencv", REFERENCE_BASELINE, len(boxes)),
-                                   [OpenCVTarget(create) for _ in boxes], list(boxes), bgr=True))
+        groups.append(TargetsGroup(TargetsRow(REFERENCE_BASELINE, "opencv", REFERENCE_BASELINE, count),
+                                   [OpenCVTarget(create) for _ in range(count)], boxes_each=True, bgr=True))
     return groups
 
 
 @dataclass
 class TargetsReport:
     rows: list[TargetsRow]
-    frames: int
-    size: tuple[int, int]
-    threads: int
-    device: str
-    load: list[float | None]
-    clip: str
+    conditions: Conditions
 
     def to_dict(self) -> dict:
         def separate(row: TargetsRow) -> TargetsRow:
             return next(r for r in self.rows if (r.tracker, r.backend, r.targets, r.kind)
                         == (row.tracker, row.backend, row.targets, "separate"))
         return {
-            "date": date.today().isoformat(), "clip": self.clip, "frames": self.frames, "size": list(self.size),
-            "threads": self.threads, "device": self.device, "load": self.load,
-            "torch": torch.__version__, "opencv": cv2.__version__,
+            **self.conditions.to_dict(),
             "rows": [{"tracker": r.tracker, "backend": r.backend, "kind": r.kind, "targets": r.targets,
                       "ms": {"median": float(np.median(r.ms)), "p90": float(np.percentile(r.ms, PERCENTILE))},
                       "updates_per_s": r.updates_per_second,
@@ -407,26 +418,18 @@ def run_targets_bench(counts: list[int], configs: list[str] | None = None, backe
                       spec: TrackerSpec = TrackerSpec(), clip: BenchClip | None = None) -> TargetsReport:
     """Time `count` targets tracked by one batched tracker, by one tracker each, and by one CSRT each,
     for each count, config and backend, all on the same frames in lockstep."""
-    load = [load_average()]
+    load = load_average()
     device = str(resolve_device(spec.device))
     use_threads(spec.threads)
     clip = clip or bench_clip()
-    height, width = clip.frames[0].shape[:2]
     groups = []
     builds = [(config, backend) for config in configs or [DEFAULT_CONFIG] for backend in backends]
     for config, backend in tqdm(builds, desc="building trackers", unit="tracker", leave=False):
         base, _ = siamfc_tracker(replace(spec, config=config, backend=backend))
         for count in counts:
-            groups += target_groups(base, Path(config).stem, spread_boxes(clip.box, count, width, height))
-    for index, (rgb, bgr, _) in enumerate(timing(decoded_clip(clip), clip)):
-        for group in groups:
-            if index == 0:
-                group.init(rgb, bgr)
-            else:
-                group.update(rgb, bgr)
-    load.append(load_average())
-    return TargetsReport([g.row for g in groups], len(clip.frames), (width, height), torch.get_num_threads(),
-                         device, load, clip.name)
+            groups += target_groups(base, Path(config).stem, count)
+    time_in_lockstep(groups, clip)
+    return TargetsReport([g.row for g in groups], conditions(clip, device, load))
 
 
 def format_targets_report(report: dict) -> str:
