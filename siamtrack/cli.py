@@ -16,7 +16,7 @@ from tqdm import tqdm
 from .config import Config
 from .engines import BACKENDS, DEFAULT_BACKEND
 from .errors import BoxError, SiamtrackError, SourceError
-from .inputs import check_box, resolve_device
+from .inputs import check_boxes, resolve_device
 from .run import BOXES_HEADER, RunOptions, has_display, run_summary, select_boxes, track_demo, track_source
 from .sources import open_source
 from .spec import TrackerSpec
@@ -92,16 +92,6 @@ def parse_bbox(text: str) -> tuple[float, float, float, float]:
     return values
 
 
-def checked_boxes(boxes: np.ndarray, frame: np.ndarray) -> np.ndarray:
-    """The targets' boxes, each checked against the first frame; an error names the target if several."""
-    for index, box in enumerate(boxes):
-        try:
-            check_box(box, frame.shape[1], frame.shape[0])
-        except BoxError as exc:
-            raise BoxError(f"target {index}: {exc}" if len(boxes) > 1 else str(exc)) from None
-    return boxes
-
-
 def add_tracker_args(parser: argparse.ArgumentParser, several: bool = False,
                      threads_help: str = f"CPU threads for torch (default: {DEFAULT_THREADS}: it holds up when "
                                          "other processes share the cores; see README, 'Threads on a busy "
@@ -135,7 +125,7 @@ def status(what: str, quiet: bool = False):
         line.update()
 
 
-def build_tracker(spec: TrackerSpec, quiet: bool = False) -> SiamFCTracker:
+def build_saying_so(spec: TrackerSpec, quiet: bool = False) -> SiamFCTracker:
     """spec.build(), saying so: tracing the network, or calibrating the int8 one, takes seconds."""
     with status(f"building the model ({spec.config or 'default config'}, {spec.backend} backend)", quiet):
         return spec.build()
@@ -175,15 +165,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     # the model loads before a live stream opens, as the stream will not wait for it, and after a file
     # or folder opens, so that a bad one or a bad box fails at once
     spec = tracker_spec(args)
-    tracker = build_tracker(spec, args.quiet) if live else None
+    tracker = build_saying_so(spec, args.quiet) if live else None
     source = open_source(args.source, timeout=args.timeout, reconnect=args.reconnect)
     try:
         frames = iter(source)
         first = next(frames, None)
         if first is None:
             raise SourceError(f"{args.source}: no frames could be read")
-        boxes = checked_boxes(given if len(given) else select_boxes(first), first)
-        tracker = tracker or build_tracker(spec, args.quiet)
+        boxes = given if len(given) else select_boxes(first)
+        # before the model builds, for a quick answer: ids 0, 1, ... as the tracker will give them
+        check_boxes(boxes, first.shape[1], first.shape[0], None if len(boxes) == 1 else range(len(boxes)))
+        tracker = tracker or build_saying_so(spec, args.quiet)
         options = RunOptions(args.output, kept_boxes_path(args), args.show, progress=not args.quiet)
         if options.boxes != args.boxes:
             print(f"siamtrack: no --output, --boxes or --show: writing the boxes to {options.boxes}",
@@ -202,7 +194,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from got10k.utils.metrics import rect_iou
     clip = make_clip()
-    tracker = build_tracker(tracker_spec(args), args.quiet)
+    tracker = build_saying_so(tracker_spec(args), args.quiet)
     boxes, stats = track_demo(tracker, clip, args.output, progress=not args.quiet)
     iou = rect_iou(boxes[1:], clip.boxes[1:])
     print(f"demo: mean IoU {iou.mean():.3f} over {plural(stats.frames, 'frame')} at {stats.fps:.1f} fps "

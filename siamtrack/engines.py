@@ -81,14 +81,13 @@ class Engine(nn.Module):
     less: its activations no longer fit the caches (siamtrack bench --targets measures it).
     """
 
-    def __init__(self, backend: str, embed_z: nn.Module, embed_x: nn.Module, head: nn.Module,
-                 search_batch: int = 0):
+    def __init__(self, backend: str, embed_z: nn.Module, embed_x: nn.Module, head: nn.Module):
         super().__init__()
         self.backend = backend
         self.embed_z = embed_z
         self.embed_x = embed_x
         self.head = head
-        self.search_batch = search_batch
+        self.search_batch = 0  # build_engine sets it for the device
 
     def embed_exemplar(self, z: torch.Tensor) -> torch.Tensor:
         return self.embed_z(z)

@@ -56,6 +56,15 @@ def check_box(box, width: int, height: int) -> np.ndarray:
     return box
 
 
+def check_boxes(boxes: np.ndarray, width: int, height: int, ids=None) -> None:
+    """check_box for each of an N x 4 array; given the targets' `ids`, an error names its target."""
+    for index, box in enumerate(boxes):
+        try:
+            check_box(box, width, height)
+        except BoxError as exc:
+            raise BoxError(str(exc) if ids is None else f"target {ids[index]}: {exc}") from None
+
+
 def resolve_device(device: str) -> torch.device:
     """`auto` (CUDA when there is one), `cpu`, `cuda` or `cuda:N`, checked against this machine."""
     if device == "auto":

@@ -34,26 +34,20 @@ def has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def select_box(frame_rgb: np.ndarray) -> np.ndarray:
-    """One box the user draws on the frame."""
-    if not has_display():
-        raise BoxError("no --bbox given and no display to draw one on: pass --bbox x,y,w,h")
-    title = "siamtrack: draw the target, then press Enter"
-    box = cv2.selectROI(title, cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR), showCrosshair=True)
-    cv2.destroyWindow(title)
-    if box[2] <= 0 or box[3] <= 0:
-        raise BoxError("no box drawn")
-    return np.array(box, dtype=np.float64)
-
-
-def select_boxes(frame_rgb: np.ndarray) -> np.ndarray:
-    """The boxes the user draws on the frame (Enter after each, Esc when done), as an N x 4 array."""
+def select_boxes(frame_rgb: np.ndarray, one: bool = False) -> np.ndarray:
+    """The boxes the user draws on the frame, as an N x 4 array: several (Enter after each, Esc when done),
+    or `one` (Enter once)."""
     if not has_display():
         raise BoxError("no --bbox given and no display to draw one on: pass --bbox x,y,w,h (repeatable)")
-    title = "siamtrack: draw each target and press Enter; Esc when done"
-    boxes = np.array(cv2.selectROIs(title, cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR), showCrosshair=True),
-                     dtype=np.float64).reshape(-1, 4)
+    bgr = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR)
+    if one:
+        title = "siamtrack: draw the target, then press Enter"
+        drawn = [cv2.selectROI(title, bgr, showCrosshair=True)]
+    else:
+        title = "siamtrack: draw each target and press Enter; Esc when done"
+        drawn = cv2.selectROIs(title, bgr, showCrosshair=True)
     cv2.destroyWindow(title)
+    boxes = np.array(drawn, dtype=np.float64).reshape(-1, 4)
     boxes = boxes[(boxes[:, 2] > 0) & (boxes[:, 3] > 0)]
     if not len(boxes):
         raise BoxError("no box drawn")
@@ -188,7 +182,7 @@ def track_source(source: FrameSource, tracker: SiamFCTracker, frames, boxes: np.
                 if key in KEYS_RESELECT:
                     tracker.init(frame, select_boxes(frame))
                 elif key == KEY_ADD:
-                    tracker.add(frame, select_box(frame))
+                    tracker.add(frame, select_boxes(frame, one=True)[0])
     except KeyboardInterrupt:
         stats.interrupted = True
     except SiamtrackError as exc:  # a bad frame mid-run: say how far the run got and what it kept

@@ -14,7 +14,6 @@ from .engines import DEFAULT_BACKEND
 from .tracker import SiamFCTracker
 
 
-
 @dataclass(frozen=True)
 class TrackerSpec:
     config: str | None = None  # a shipped config name or YAML path; None: the default, or the weights' own

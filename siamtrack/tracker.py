@@ -16,7 +16,7 @@ from .config import Config
 from .crops import context_size, crop_and_resize
 from .engines import DEFAULT_BACKEND, build_engine, example_inputs
 from .errors import BoxError, FrameError, NotInitializedError, TargetError
-from .inputs import as_rgb, check_box, resolve_device
+from .inputs import as_rgb, check_boxes, resolve_device
 
 STAGES = ("crop", "backbone", "xcorr", "post")  # update() in order; post: upsampling, peak search, box
 # per-target state, one row (or entry) per target in the order of `ids`
@@ -175,11 +175,8 @@ class SiamFCTracker:
         t = self.cfg.track
         border = frame.reshape(-1, 3).mean(axis=0)  # the padding of this frame's crops: its mean colour
         kernels = [] if self.kernel is None else [self.kernel]
-        for target_id, box in zip(ids, boxes):
-            try:
-                x, y, w, h = check_box(box, *self.frame_size.astype(int))
-            except BoxError as exc:
-                raise BoxError(str(exc) if self.single else f"target {target_id}: {exc}") from None
+        check_boxes(boxes, *self.frame_size.astype(int), None if self.single else ids)
+        for target_id, (x, y, w, h) in zip(ids, boxes):
             center = np.array([x + w / 2, y + h / 2])
             # the size within the limits _clamp_state keeps, the frame winning: a box far under a pixel or
             # far past the frame would give an empty or endless exemplar crop and an overflowing scale
