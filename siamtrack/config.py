@@ -75,7 +75,7 @@ class TrainConfig:
 @dataclass
 class Config:
     weights: str = ""
-    # fps of this model on an idle 2-core CPU, 2 threads, torch backend (README's bench): a run far below
+    # fps of this model on an idle 2-core CPU, 1 thread, torch backend (README's bench): a run far below
     # it says the machine is busy (0: not measured, nothing said)
     reference_fps: float = 0.0
     model: ModelConfig = field(default_factory=ModelConfig)
