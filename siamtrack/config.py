@@ -27,6 +27,21 @@ class ModelConfig:
 
 
 @dataclass
+class DSSTConfig:
+    """DSST's scale filter (siamtrack/dsst.py), fDSST's values unless cross-validation chose others."""
+    scales: int = 17  # sizes sampled a frame
+    interpolated: int = 33  # the scale response, interpolated to this many sizes
+    step: float = 1.02  # between interpolated sizes
+    sigma: float = 0.0625  # of the Gaussian wanted along the scale axis, times `interpolated`
+    learning_rate: float = 0.025
+    regularisation: float = 0.01
+    model_area: float = 512.0  # px: the target is resized to at most this area before its HOG
+    cell: int = 4  # HOG cell side, px
+    # px^2: smaller targets keep the pyramid's size (their HOG is a few cells; cross-validated, MODEL_CARD)
+    min_area: float = 1000.0
+
+
+@dataclass
 class TrackConfig:
     exemplar_size: int = 127
     search_size: int = 255
@@ -43,6 +58,8 @@ class TrackConfig:
     lost_ratio: float = 0.5
     int8_calibration_frames: int = 32
     cpu_search_batch: int = 3  # search crops per backbone call on a CPU (0: all at once); see Engine
+    scale_filter: str = "none"  # none: the pyramid alone sizes the box; dsst: a DSST filter refines its size
+    dsst: DSSTConfig = field(default_factory=DSSTConfig)
 
 
 @dataclass
@@ -91,6 +108,7 @@ class Config:
 
 _CHOICES = {"model.xcorr": ("plain", "normalized"),
             "track.scale_mode": ("pyramid", "exemplar"),
+            "track.scale_filter": ("none", "dsst"),
             "model.input_norm": ("inception", "imagenet"),
             "train.loss": ("logistic", "contrastive", "triplet")}
 
@@ -99,15 +117,19 @@ _CHOICES = {"model.xcorr": ("plain", "normalized"),
 _RANGES = (
     ("> 0", lambda v: v > 0, {
         "model.out_scale", "track.exemplar_size", "track.search_size", "track.response_up",
-        "track.scale_num", "track.scale_step", "track.min_size", "track.max_size_ratio", "train.epochs",
+        "track.scale_num", "track.scale_step", "track.min_size", "track.max_size_ratio", "track.dsst.scales",
+        "track.dsst.interpolated", "track.dsst.step", "track.dsst.sigma", "track.dsst.model_area", "track.dsst.cell",
+        "train.epochs",
         "train.batch_size", "train.lr_start", "train.lr_end", "train.max_gap", "train.positive_radius",
         "train.pairs_per_epoch", "train.log_interval"}),
     (">= 0", lambda v: v >= 0, {
         "reference_fps", "model.adjust", "model.exemplar_crop", "track.context", "track.lost_ratio",
+        "track.dsst.regularisation", "track.dsst.min_area",
         "track.cpu_search_batch", "train.margin", "train.weight_decay", "train.num_workers", "train.seed",
         "train.val_pairs", "train.translate", "train.backbone_lr"}),
     ("between 0 and 1", lambda v: 0 <= v <= 1, {
-        "track.scale_penalty", "track.scale_lr", "track.window_influence", "train.momentum",
+        "track.scale_penalty", "track.scale_lr", "track.window_influence", "track.dsst.learning_rate",
+        "train.momentum",
         "train.val_fraction", "train.stretch", "train.color_jitter", "train.gray_prob"}),
 )
 

@@ -14,11 +14,13 @@ import torch.nn.functional as F
 from .checkpoint import build_net
 from .config import Config
 from .crops import context_size, crop_and_resize
+from .dsst import ScaleFilter
 from .engines import DEFAULT_BACKEND, build_engine, example_inputs
 from .errors import BoxError, FrameError, NotInitializedError, TargetError
 from .inputs import as_rgb, check_boxes, resolve_device
 
-STAGES = ("crop", "backbone", "xcorr", "post")  # update() in order; post: upsampling, peak search, box
+# update() in order; post: upsampling, peak search, box; size: the scale filters (track.scale_filter), if any
+STAGES = ("crop", "backbone", "xcorr", "post", "size")
 # per-target state, one row (or entry) per target in the order of `ids`
 _TARGET_STATE = ("ids", "center", "base_size", "base_search", "scale", "borders", "reference_score", "_score")
 
@@ -120,6 +122,7 @@ class SiamFCTracker:
         self._window_term = t.window_influence * self.window
         self._exemplar_crops = CropBatch(self.kernels_per_target, t.exemplar_size, self.device)
         self.kernel = None  # the targets' exemplar features, kernels_per_target each, in target order: set by init
+        self.scale_filters: list[ScaleFilter | None] = []  # per target: its DSST filter (track.scale_filter) or None
         self.single = True  # init was given one box, not an N x 4 array: answers are one target's
 
     @torch.inference_mode()
@@ -144,6 +147,7 @@ class SiamFCTracker:
         self.base_search, self.scale, self.borders = np.zeros(0), np.zeros(0), np.zeros((0, 3))
         self.reference_score, self._score = np.zeros(0), np.zeros(0)
         self.kernel = None
+        self.scale_filters = []
         self._add_targets(frame, boxes, ids)
 
     @torch.inference_mode()
@@ -168,6 +172,7 @@ class SiamFCTracker:
         for name in _TARGET_STATE:
             setattr(self, name, getattr(self, name)[keep])
         self.kernel = self.kernel[torch.from_numpy(np.repeat(keep, self.kernels_per_target)).to(self.device)]
+        self.scale_filters = [filters for filters, kept in zip(self.scale_filters, keep) if kept]
         self.single = False
         self._resize_buffers()
 
@@ -186,6 +191,11 @@ class SiamFCTracker:
             for crop, side in zip(self._exemplar_crops.host, sides):
                 crop_and_resize(frame, *center, side, t.exemplar_size, tuple(float(c) for c in border), out=crop)
             kernels.append(self.net.embed_exemplar(self._exemplar_crops.upload()).clone())
+            scale_filter = None
+            if t.scale_filter == "dsst" and w * h >= t.dsst.min_area:
+                scale_filter = ScaleFilter(t.dsst)
+                scale_filter.start(frame, center, np.array([w, h]))
+            self.scale_filters.append(scale_filter)
             self.ids = np.append(self.ids, target_id)
             self.center = np.vstack([self.center, center])
             self.base_size = np.vstack([self.base_size, [w, h]])
@@ -218,7 +228,10 @@ class SiamFCTracker:
         with self.timer("xcorr"):
             responses = self.respond(features)
         with self.timer("post"):
-            return self.step(responses)
+            self.step(responses)
+        with self.timer("size"):
+            self.filter_sizes(frame)
+        return self.box()
 
     def _checked_frame(self, image) -> np.ndarray:
         """The frame as RGB, of the size init saw: the boxes and their limits are in that frame's pixels."""
@@ -247,8 +260,8 @@ class SiamFCTracker:
         """The response maps: each target's search features cross-correlated with its own exemplar's."""
         return self.net.correlate(self.kernel, features)
 
-    def step(self, responses: torch.Tensor) -> np.ndarray:
-        """Move and rescale every target from the responses of its scale pyramid; the new boxes."""
+    def step(self, responses: torch.Tensor) -> None:
+        """Move and rescale every target from the responses of its scale pyramid."""
         t = self.cfg.track
         scale_id, loc, score = self._locate_peaks(responses)
         displacement = (np.stack([loc % self.upscale_size, loc // self.upscale_size], axis=1)
@@ -259,7 +272,17 @@ class SiamFCTracker:
         self._clamp_state()
         self._score = score
         self.reference_score = np.where(np.isnan(self.reference_score), score, self.reference_score)
-        return self.box()
+
+    def filter_sizes(self, frame: np.ndarray) -> None:
+        """Resize each target that has a DSST filter by its estimate at the target's new centre, then let the
+        filter learn from the frame at the new box."""
+        filtered = [(i, f) for i, f in enumerate(self.scale_filters) if f is not None]
+        for i, scale_filter in filtered:
+            self.scale[i] *= scale_filter.estimate(frame, self.center[i], self.base_size[i] * self.scale[i])
+        if filtered:
+            self._clamp_state()
+        for i, scale_filter in filtered:
+            scale_filter.learn(frame, self.center[i], self.base_size[i] * self.scale[i])
 
     def _locate_peaks(self, responses: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per target: best scale (penalised), window-weighted peak index in its upsampled map, raw peak."""

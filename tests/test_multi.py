@@ -50,9 +50,9 @@ def test_each_target_gets_the_boxes_it_gets_alone(tracker, crossing):
         hook.remove()
     assert together.shape == (FRAMES - 1, len(boxes), 4)
     assert np.abs(together - alone).max() <= TOLERANCE_PX
-    # one backbone batch for every target, run on a CPU in parts of one target's scales (Engine)
-    part, crops = tracker.cfg.track.cpu_search_batch, len(boxes) * tracker.cfg.track.scale_num
-    assert calls == [part] * (crops // part) * (FRAMES - 1)
+    # one backbone batch for every target, run on a CPU in parts of cpu_search_batch crops (Engine)
+    part, crops = tracker.cfg.track.cpu_search_batch, len(boxes) * tracker.crops_per_target
+    assert calls == ([part] * (crops // part) + [crops % part] * (crops % part > 0)) * (FRAMES - 1)
     assert tracker.score.shape == tracker.lost.shape == (len(boxes),) and tracker.ids.tolist() == [0, 1, 2, 3]
 
 
@@ -64,7 +64,7 @@ def test_the_whole_batch_in_one_call_gives_the_same_boxes(crossing):
     calls = []
     whole.net.embed_x.register_forward_hook(lambda m, inp, out: calls.append(inp[0].shape[0]))
     assert np.abs(track_alone(whole, frames[:4], boxes) - track_alone(parts, frames[:4], boxes)).max() <= TOLERANCE_PX
-    assert calls == [len(boxes) * whole.cfg.track.scale_num] * 3
+    assert calls == [len(boxes) * whole.crops_per_target] * 3
 
 
 def test_one_box_keeps_the_single_target_answers(tracker, crossing):
@@ -76,8 +76,12 @@ def test_one_box_keeps_the_single_target_answers(tracker, crossing):
     assert tracker.update(frames[1]).shape == (1, 4) and tracker.score.shape == (1,)
 
 
-def test_targets_added_and_removed_keep_their_ids_and_boxes(tracker, crossing):
+@pytest.mark.parametrize("scale_filter", ["none", "dsst"])
+def test_targets_added_and_removed_keep_their_ids_and_boxes(scale_filter, crossing):
+    """With DSST filters too: each target keeps its own filter as others come and go."""
     frames, boxes = crossing
+    tracker = SiamFCTracker(CONFIG, device="cpu", overrides=[f"track.scale_filter={scale_filter}",
+                                                               "track.dsst.min_area=0"])
     alone = {i: track_alone(tracker, frames, box) for i, box in enumerate(boxes[:3])}
     late = track_alone(tracker, frames[4:], boxes[2])  # the third target, from frame 4 on
     tracker.init(frames[0], boxes[:2], ids=[7, 3])
