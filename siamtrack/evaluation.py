@@ -30,7 +30,7 @@ import torch
 
 from .errors import EvaluationError
 from .experiments import Benchmark, open_benchmark
-from .metrics import Curves, mean_curves, sequence_curves
+from .metrics import Curves, mean_curves, sequence_curves, with_true_sizes
 from .registry import build_tracker, resolve_trackers
 from .report import Summary, write_summary
 from .spec import TrackerSpec
@@ -115,12 +115,14 @@ def _fps(times: np.ndarray) -> float:
     return float(len(times) / times.sum()) if len(times) else float("nan")
 
 
-def _ope_curves(benchmark: Benchmark, tracker: str, index: int) -> Curves:
+def _ope_curves(benchmark: Benchmark, tracker: str, index: int, true_sizes: bool = False) -> Curves:
+    """The tracker's curves on one sequence; with `true_sizes`, of its centres with the true box sizes."""
     truth, valid = benchmark.ground_truth(index)
     runs = benchmark.records(tracker, benchmark.seq_names[index])
     for boxes in runs:
         boxes[0] = truth[0]  # frame 0 is given, not tracked: it scores as given, as got10k scores it
-    return mean_curves([sequence_curves(boxes[valid], truth[valid]) for boxes in runs])
+    resize = with_true_sizes if true_sizes else lambda boxes, truth: boxes
+    return mean_curves([sequence_curves(resize(boxes[valid], truth[valid]), truth[valid]) for boxes in runs])
 
 
 def _curve_scores(curves: Curves) -> dict[str, float]:
@@ -134,12 +136,13 @@ def _columns(benchmark: Benchmark) -> tuple[list[str], list[str]]:
         return ["accuracy", "robustness", "fps"], ["failures", "fps"]
     if not benchmark.has_ground_truth():
         return ["fps"], ["fps"]
-    ope = ["success_auc", "precision", "norm_precision"] + (["ao", "sr50"] if benchmark.is_got10k() else [])
+    ope = ["success_auc", "precision", "norm_precision", "size_bound"]
+    ope += ["ao", "sr50"] if benchmark.is_got10k() else []
     return ope + ["fps"], ope + ["fps"]
 
 
 def _score_tracker(benchmark: Benchmark, tracker: str, summary: Summary) -> None:
-    all_times, all_curves = [], []
+    all_times, all_curves, all_bounds = [], [], []
     for index, name in enumerate(benchmark.seq_names):
         times = benchmark.seconds(tracker, name)
         all_times.append(times)
@@ -149,11 +152,13 @@ def _score_tracker(benchmark: Benchmark, tracker: str, summary: Summary) -> None
             scores["failures"] = benchmark.failures(tracker, name)
         elif benchmark.has_ground_truth():
             all_curves.append(_ope_curves(benchmark, tracker, index))
-            scores.update(_curve_scores(all_curves[-1]))
+            all_bounds.append(_ope_curves(benchmark, tracker, index, true_sizes=True))
+            scores.update(_curve_scores(all_curves[-1]), size_bound=all_bounds[-1].success_auc)
     summary.overall[tracker]["fps"] = _fps(np.concatenate(all_times))
     if all_curves:
         summary.curves[tracker] = mean_curves(all_curves)
-        summary.overall[tracker].update(_curve_scores(summary.curves[tracker]))
+        summary.overall[tracker].update(_curve_scores(summary.curves[tracker]),
+                                        size_bound=mean_curves(all_bounds).success_auc)
 
 
 def _add_got10k_scores(benchmark: Benchmark, tracker: str, summary: Summary) -> None:

@@ -81,6 +81,12 @@ def sequence_curves(boxes, truth) -> Curves:
                   _fraction_at(normalized_centre_errors(boxes, truth), NORM_THRESHOLDS, np.less_equal))
 
 
+def with_true_sizes(boxes: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """The tracked centres with the true widths and heights: what a perfect size estimate would score."""
+    centres = boxes[:, :2] + boxes[:, 2:] / 2
+    return np.concatenate([centres - truth[:, 2:] / 2, truth[:, 2:]], axis=1)
+
+
 def mean_curves(curves: list[Curves]) -> Curves:
     """The average over sequences (or repetitions), each weighted equally whatever its length."""
     return Curves(*(np.mean([getattr(c, field) for c in curves], axis=0)

@@ -11,6 +11,7 @@ from .text import plural
 
 COLUMN_TITLES = {
     "success_auc": "Success AUC", "precision": "Precision@20px", "norm_precision": "Norm. precision",
+    "size_bound": "AUC, true sizes at its centres",
     "ao": "AO (got10k)", "sr50": "SR0.5 (got10k)", "accuracy": "Accuracy (got10k)",
     "robustness": "Robustness (got10k)", "failures": "Failures", "fps": "FPS",
 }

@@ -37,7 +37,7 @@ from siamtrack.crops import context_crop
 from siamtrack.datasets import load_sequences
 from siamtrack.engines import BACKENDS
 from siamtrack.inputs import read_rgb
-from siamtrack.metrics import mean_curves, sequence_curves
+from siamtrack.metrics import mean_curves, sequence_curves, with_true_sizes
 from siamtrack.tracker import SiamFCTracker, track_frames
 from siamtrack.training.pairs import pair_sources, sample_pair
 
@@ -96,12 +96,6 @@ def track_sequences(tracker: SiamFCTracker, sequences) -> list[tuple[np.ndarray,
         boxes = np.array([box for _, _, box, _, _ in track_frames(tracker, frames, seq.boxes[0])])
         tracks.append((boxes[1:], seq.boxes[1:]))
     return tracks
-
-
-def with_true_sizes(boxes: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """The tracked centres with the true widths and heights: what a perfect size estimate would score."""
-    centres = boxes[:, :2] + boxes[:, 2:] / 2
-    return np.concatenate([centres - truth[:, 2:] / 2, truth[:, 2:]], axis=1)
 
 
 def scale_picks(tracker: SiamFCTracker, sequences, pairs: int, seed: int) -> np.ndarray:
