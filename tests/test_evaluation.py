@@ -134,6 +134,20 @@ def test_scores_equal_got10ks_own_on_the_same_result_files(otb, tmp_path):
     assert 0 < summary.overall["noisier"]["success_auc"] < summary.overall["noisy"]["success_auc"] < 1
 
 
+def test_the_size_bound_scores_the_tracked_centres_with_the_true_sizes(otb, tmp_path):
+    """A tracker with every centre right and every box twice too big: the size bound is a perfect score."""
+    benchmark = open_benchmark("otb", otb, tmp_path)
+    for index, name in enumerate(benchmark.seq_names):
+        _, truth = benchmark.experiment.dataset[index]
+        boxes = np.concatenate([truth[:, :2] - truth[:, 2:] / 2, truth[:, 2:] * 2], axis=1)
+        records, _ = benchmark.result_files("oversized", name)
+        benchmark.experiment._record(records[0], boxes, np.full(len(boxes), 0.01))
+    from siamtrack.evaluation import summarize
+    scores = summarize(benchmark, ["oversized"]).overall["oversized"]
+    assert scores["size_bound"] == pytest.approx(20 / 21)  # IoU 1 beats every threshold but 1
+    assert scores["success_auc"] < 0.4 and scores["precision"] == 1.0
+
+
 def test_eval_of_a_single_target_gives_the_boxes_of_the_tracker_run_alone(otb, tmp_path):
     """eval's single-target path is the tracker's own: the result files hold the boxes a plain
     init/update loop gives (which the pyramid test holds to the tracker before several targets)."""
