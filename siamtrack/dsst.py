@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import torch
 
 from .config import DSSTConfig
 
@@ -30,9 +31,11 @@ def fhog(patches: np.ndarray, cell: int = 4) -> np.ndarray:
     bins = np.floor((np.arctan2(gy, gx) + np.pi) * (ORIENTATIONS / (2 * np.pi))).astype(np.int64) % ORIENTATIONS
     s, h, w = magnitude.shape
     rows, cols = h // cell, w // cell
-    votes = np.zeros((s, h, w, ORIENTATIONS), dtype=np.float32)
-    np.put_along_axis(votes, bins[..., None], magnitude[..., None], 3)
-    signed = votes[:, :rows * cell, :cols * cell].reshape(s, rows, cell, cols, cell, ORIENTATIONS).sum(axis=(2, 4))
+    # each pixel votes its magnitude into its cell's bin of its orientation
+    cell_index = (np.arange(h)[:, None] // cell).clip(max=rows) * (cols + 1) + (np.arange(w) // cell).clip(max=cols)
+    index = ((np.arange(s)[:, None, None] * (rows + 1) * (cols + 1) + cell_index) * ORIENTATIONS + bins).ravel()
+    votes = np.bincount(index, magnitude.ravel(), minlength=s * (rows + 1) * (cols + 1) * ORIENTATIONS)
+    signed = votes.reshape(s, rows + 1, cols + 1, ORIENTATIONS)[:, :rows, :cols].astype(np.float32)
     unsigned = signed[..., :9] + signed[..., 9:]
     cell_energy = np.pad((unsigned ** 2).sum(axis=3), ((0, 0), (1, 1), (1, 1)), mode="edge")
     blocks = cell_energy[:, :-1, :-1] + cell_energy[:, 1:, :-1] + cell_energy[:, :-1, 1:] + cell_energy[:, 1:, 1:]
@@ -45,6 +48,16 @@ def fhog(patches: np.ndarray, cell: int = 4) -> np.ndarray:
             features[..., 18:27] += 0.5 * np.minimum(unsigned * norm, TRUNCATE)
             features[..., 27 + 2 * dy + dx] = 0.2357 * signed_n.sum(axis=3)
     return features
+
+
+def orthonormal_basis(columns: np.ndarray) -> np.ndarray:
+    """The transposed Q of the columns' QR (fDSST's projection), computed by torch: its thread pool is the
+    network's, where numpy's OpenBLAS threads would spin beside it and slow every stage down."""
+    return torch.linalg.qr(torch.from_numpy(columns))[0].T.numpy()
+
+
+def project(basis: np.ndarray, samples: np.ndarray) -> np.ndarray:
+    return (torch.from_numpy(basis) @ torch.from_numpy(samples)).numpy()
 
 
 def resize_spectrum(spectrum: np.ndarray, size: int) -> np.ndarray:
@@ -83,30 +96,36 @@ class ScaleFilter:
 
     def samples(self, frame: np.ndarray, center: np.ndarray, size: np.ndarray) -> np.ndarray:
         """d x S: the HOG of the target cropped at each sampled size around `size`, resized to the model
-        size, one column a size, weighted by a window along the scale axis."""
-        height, width = frame.shape[:2]
+        size, one column a size, weighted by a window along the scale axis.
+
+        The largest size is cut once and brought to the model's resolution (one INTER_AREA resize); each
+        size is then a bilinear sub-crop of that small image, which it barely rescales."""
+        model = np.array(self.model_size, dtype=np.float64)
+        size = np.maximum(size, 2)
+        small = np.ceil(model * self.sample_factors[-1]).astype(int) + 2  # + a margin for the bilinear reads
+        cut = np.maximum(np.round(small * size / model), 1).astype(int)  # frame px
+        # OpenCV's coordinates put pixel centres on integers, ours pixel corners
+        region = cv2.getRectSubPix(frame, tuple(int(v) for v in cut), tuple(float(v) for v in center - 0.5))
+        shrink = cut[0] > small[0]
+        region = cv2.resize(region, tuple(int(v) for v in small), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        zoom = small / cut  # small-image px per frame px
         mw, mh = self.model_size
         patches = np.empty((len(self.sample_factors), mh, mw, 3), dtype=np.uint8)
+        middle = (small - 1) / 2
         for patch, factor in zip(patches, self.sample_factors):
-            w, h = np.maximum(size * factor, 2)
-            x0, y0 = int(np.floor(center[0] - w / 2)), int(np.floor(center[1] - h / 2))
-            x1, y1 = x0 + int(np.ceil(w)), y0 + int(np.ceil(h))
-            region = frame[max(y0, 0):min(y1, height), max(x0, 0):min(x1, width)]
-            if region.size == 0:
-                patch[:] = frame.reshape(-1, 3).mean(axis=0)
-                continue
-            region = cv2.copyMakeBorder(region, max(-y0, 0), max(y1 - height, 0), max(-x0, 0), max(x1 - width, 0),
-                                        cv2.BORDER_REPLICATE)
-            shrink = region.shape[1] > mw
-            cv2.resize(region, (mw, mh), dst=patch, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+            step = size * factor * zoom / model  # small-image px per model px
+            matrix = np.array([[step[0], 0.0, middle[0] - step[0] * (mw - 1) / 2],
+                               [0.0, step[1], middle[1] - step[1] * (mh - 1) / 2]])
+            cv2.warpAffine(region, matrix, (mw, mh), dst=patch, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                           borderMode=cv2.BORDER_REPLICATE)
         features = fhog(patches, self.settings.cell).reshape(len(patches), -1)
         return (features * self.window[:, None]).T
 
     def _fit(self, samples: np.ndarray, rate: float) -> None:
         self.numerator_samples = (1 - rate) * self.numerator_samples + rate * samples
-        self.basis = np.linalg.qr(self.numerator_samples)[0].T  # fDSST: project onto the model's own span
-        self.numerator = self.wanted * np.conj(np.fft.fft(self.basis @ self.numerator_samples, axis=1))
-        projected = np.fft.fft(np.linalg.qr(samples)[0].T @ samples, axis=1)
+        self.basis = orthonormal_basis(self.numerator_samples)  # fDSST: project onto the model's own span
+        self.numerator = self.wanted * np.conj(np.fft.fft(project(self.basis, self.numerator_samples), axis=1))
+        projected = np.fft.fft(project(orthonormal_basis(samples), samples), axis=1)
         denominator = (projected * np.conj(projected)).real.sum(axis=0)
         if self.denominator is not None:
             denominator = (1 - rate) * self.denominator + rate * denominator
@@ -115,7 +134,7 @@ class ScaleFilter:
     def estimate(self, frame: np.ndarray, center: np.ndarray, size: np.ndarray) -> float:
         """The factor by which the target's size changed from `size` (the filter's peak along scale)."""
         s = self.settings
-        spectrum = np.fft.fft(self.basis @ self.samples(frame, center, size), axis=1)
+        spectrum = np.fft.fft(project(self.basis, self.samples(frame, center, size)), axis=1)
         response = (self.numerator * spectrum).sum(axis=0) / (self.denominator + s.regularisation)
         response = np.fft.ifft(resize_spectrum(response, s.interpolated)).real
         return float(self.changes[int(np.argmax(response))])
