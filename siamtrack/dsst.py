@@ -96,28 +96,22 @@ class ScaleFilter:
 
     def samples(self, frame: np.ndarray, center: np.ndarray, size: np.ndarray) -> np.ndarray:
         """d x S: the HOG of the target cropped at each sampled size around `size`, resized to the model
-        size, one column a size, weighted by a window along the scale axis.
-
-        The largest size is cut once and brought to the model's resolution (one INTER_AREA resize); each
-        size is then a bilinear sub-crop of that small image, which it barely rescales."""
-        model = np.array(self.model_size, dtype=np.float64)
-        size = np.maximum(size, 2)
-        small = np.ceil(model * self.sample_factors[-1]).astype(int) + 2  # + a margin for the bilinear reads
-        cut = np.maximum(np.round(small * size / model), 1).astype(int)  # frame px
-        # OpenCV's coordinates put pixel centres on integers, ours pixel corners
-        region = cv2.getRectSubPix(frame, tuple(int(v) for v in cut), tuple(float(v) for v in center - 0.5))
-        shrink = cut[0] > small[0]
-        region = cv2.resize(region, tuple(int(v) for v in small), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-        zoom = small / cut  # small-image px per frame px
+        size, one column a size, weighted by a window along the scale axis."""
+        height, width = frame.shape[:2]
         mw, mh = self.model_size
         patches = np.empty((len(self.sample_factors), mh, mw, 3), dtype=np.uint8)
-        middle = (small - 1) / 2
         for patch, factor in zip(patches, self.sample_factors):
-            step = size * factor * zoom / model  # small-image px per model px
-            matrix = np.array([[step[0], 0.0, middle[0] - step[0] * (mw - 1) / 2],
-                               [0.0, step[1], middle[1] - step[1] * (mh - 1) / 2]])
-            cv2.warpAffine(region, matrix, (mw, mh), dst=patch, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                           borderMode=cv2.BORDER_REPLICATE)
+            w, h = np.maximum(size * factor, 2)
+            x0, y0 = int(np.floor(center[0] - w / 2)), int(np.floor(center[1] - h / 2))
+            x1, y1 = x0 + int(np.ceil(w)), y0 + int(np.ceil(h))
+            region = frame[max(y0, 0):min(y1, height), max(x0, 0):min(x1, width)]
+            if region.size == 0:
+                patch[:] = frame.reshape(-1, 3).mean(axis=0)
+                continue
+            region = cv2.copyMakeBorder(region, max(-y0, 0), max(y1 - height, 0), max(-x0, 0), max(x1 - width, 0),
+                                        cv2.BORDER_REPLICATE)
+            shrink = region.shape[1] > mw
+            cv2.resize(region, (mw, mh), dst=patch, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
         features = fhog(patches, self.settings.cell).reshape(len(patches), -1)
         return (features * self.window[:, None]).T
 

@@ -1,5 +1,5 @@
-"""SiamFCTracker: the tracking loop (scale pyramid, cosine window, damping), for one target or many at
-once. Knows nothing of training, evaluation or the command line."""
+"""SiamFCTracker: the tracking loop (scale pyramid, cosine window, damping, and optionally a DSST scale
+filter), for one target or many at once. Knows nothing of training, evaluation or the command line."""
 from __future__ import annotations
 
 import time
@@ -172,7 +172,7 @@ class SiamFCTracker:
         for name in _TARGET_STATE:
             setattr(self, name, getattr(self, name)[keep])
         self.kernel = self.kernel[torch.from_numpy(np.repeat(keep, self.kernels_per_target)).to(self.device)]
-        self.scale_filters = [filters for filters, kept in zip(self.scale_filters, keep) if kept]
+        self.scale_filters = [scale_filter for scale_filter, kept in zip(self.scale_filters, keep) if kept]
         self.single = False
         self._resize_buffers()
 

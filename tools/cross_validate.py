@@ -173,7 +173,7 @@ def settings(args: argparse.Namespace) -> None:
     frames = sum(len(seq) for seq in sequences)
     print(f"{args.config}: {len(sequences)} sequences, {frames} frames, backend {args.backend}, "
           f"{torch.get_num_threads()} threads")
-    for name, sets in map(parse_variant, ["paper:", *args.variant]):
+    for name, sets in map(parse_variant, ["config:", *args.variant]):
         tracker = tracker_for(args.config, None, sets, args.backend)
         start = time.perf_counter()
         tracked = track_sequences(tracker, tqdm(sequences, desc=name, leave=False))
