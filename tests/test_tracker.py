@@ -33,7 +33,8 @@ def test_shipped_weights_follow_the_synthetic_target(tracker, clip):
     assert np.isfinite(tracker.score)
 
 
-def test_all_scales_go_through_one_batched_forward(tracker, clip):
+def test_all_scales_go_through_one_batched_forward(clip):
+    tracker = SiamFCTracker(config="siamfc_lite0_fast", device="cpu", overrides=["track.scale_mode=pyramid"])
     calls = []
     hook = tracker.net.embed_x.register_forward_hook(lambda m, inp, out: calls.append(inp[0].shape[0]))
     try:
