@@ -115,14 +115,15 @@ def _fps(times: np.ndarray) -> float:
     return float(len(times) / times.sum()) if len(times) else float("nan")
 
 
-def _ope_curves(benchmark: Benchmark, tracker: str, index: int, true_sizes: bool = False) -> Curves:
-    """The tracker's curves on one sequence; with `true_sizes`, of its centres with the true box sizes."""
+def _ope_curves(benchmark: Benchmark, tracker: str, index: int) -> tuple[Curves, Curves]:
+    """The tracker's curves on one sequence, and those of its centres with the true box sizes."""
     truth, valid = benchmark.ground_truth(index)
     runs = benchmark.records(tracker, benchmark.seq_names[index])
     for boxes in runs:
         boxes[0] = truth[0]  # frame 0 is given, not tracked: it scores as given, as got10k scores it
-    resize = with_true_sizes if true_sizes else lambda boxes, truth: boxes
-    return mean_curves([sequence_curves(resize(boxes[valid], truth[valid]), truth[valid]) for boxes in runs])
+    scored = [(boxes[valid], truth[valid]) for boxes in runs]
+    return (mean_curves([sequence_curves(boxes, truth) for boxes, truth in scored]),
+            mean_curves([sequence_curves(with_true_sizes(boxes, truth), truth) for boxes, truth in scored]))
 
 
 def _curve_scores(curves: Curves) -> dict[str, float]:
@@ -151,8 +152,9 @@ def _score_tracker(benchmark: Benchmark, tracker: str, summary: Summary) -> None
         if benchmark.is_vot():
             scores["failures"] = benchmark.failures(tracker, name)
         elif benchmark.has_ground_truth():
-            all_curves.append(_ope_curves(benchmark, tracker, index))
-            all_bounds.append(_ope_curves(benchmark, tracker, index, true_sizes=True))
+            curves, bound = _ope_curves(benchmark, tracker, index)
+            all_curves.append(curves)
+            all_bounds.append(bound)
             scores.update(_curve_scores(all_curves[-1]), size_bound=all_bounds[-1].success_auc)
     summary.overall[tracker]["fps"] = _fps(np.concatenate(all_times))
     if all_curves:
