@@ -35,7 +35,7 @@ class DSSTConfig:
     sigma: float = 0.0625  # of the Gaussian wanted along the scale axis, times `interpolated`
     learning_rate: float = 0.025
     regularisation: float = 0.01
-    model_area: float = 512.0  # px: the target is resized to at most this area before its HOG
+    model_area: float = 512.0  # px^2: the target is resized to at most this area before its HOG
     cell: int = 4  # HOG cell side, px
     # px^2: smaller targets keep the pyramid's size (their HOG is a few cells; cross-validated, MODEL_CARD)
     min_area: float = 1000.0
@@ -119,18 +119,16 @@ _RANGES = (
         "model.out_scale", "track.exemplar_size", "track.search_size", "track.response_up",
         "track.scale_num", "track.scale_step", "track.min_size", "track.max_size_ratio", "track.dsst.scales",
         "track.dsst.interpolated", "track.dsst.step", "track.dsst.sigma", "track.dsst.model_area", "track.dsst.cell",
-        "train.epochs",
-        "train.batch_size", "train.lr_start", "train.lr_end", "train.max_gap", "train.positive_radius",
-        "train.pairs_per_epoch", "train.log_interval"}),
+        "train.epochs", "train.batch_size", "train.lr_start", "train.lr_end", "train.max_gap",
+        "train.positive_radius", "train.pairs_per_epoch", "train.log_interval"}),
     (">= 0", lambda v: v >= 0, {
         "reference_fps", "model.adjust", "model.exemplar_crop", "track.context", "track.lost_ratio",
-        "track.dsst.regularisation", "track.dsst.min_area",
-        "track.cpu_search_batch", "train.margin", "train.weight_decay", "train.num_workers", "train.seed",
-        "train.val_pairs", "train.translate", "train.backbone_lr"}),
+        "track.cpu_search_batch", "track.dsst.regularisation", "track.dsst.min_area", "train.margin",
+        "train.weight_decay", "train.num_workers", "train.seed", "train.val_pairs", "train.translate",
+        "train.backbone_lr"}),
     ("between 0 and 1", lambda v: 0 <= v <= 1, {
         "track.scale_penalty", "track.scale_lr", "track.window_influence", "track.dsst.learning_rate",
-        "train.momentum",
-        "train.val_fraction", "train.stretch", "train.color_jitter", "train.gray_prob"}),
+        "train.momentum", "train.val_fraction", "train.stretch", "train.color_jitter", "train.gray_prob"}),
 )
 
 

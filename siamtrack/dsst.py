@@ -88,10 +88,8 @@ class ScaleFilter:
         zoom = min(1.0, np.sqrt(s.model_area / np.prod(size)))
         cell = s.cell
         self.model_size = tuple(int(max(2 * cell, np.floor(v * zoom / cell) * cell)) for v in size)
-        self.first_size = np.asarray(size, dtype=np.float64)
-        samples = self.samples(frame, center, self.first_size)
-        self.numerator_samples = samples
-        self.denominator = None
+        samples = self.samples(frame, center, np.asarray(size, dtype=np.float64))
+        self.numerator_samples, self.denominator = samples, 0.0  # rate 1 replaces both
         self._fit(samples, rate=1.0)
 
     def samples(self, frame: np.ndarray, center: np.ndarray, size: np.ndarray) -> np.ndarray:
@@ -120,10 +118,7 @@ class ScaleFilter:
         self.basis = orthonormal_basis(self.numerator_samples)  # fDSST: project onto the model's own span
         self.numerator = self.wanted * np.conj(np.fft.fft(project(self.basis, self.numerator_samples), axis=1))
         projected = np.fft.fft(project(orthonormal_basis(samples), samples), axis=1)
-        denominator = (projected * np.conj(projected)).real.sum(axis=0)
-        if self.denominator is not None:
-            denominator = (1 - rate) * self.denominator + rate * denominator
-        self.denominator = denominator
+        self.denominator = (1 - rate) * self.denominator + rate * (projected * np.conj(projected)).real.sum(axis=0)
 
     def estimate(self, frame: np.ndarray, center: np.ndarray, size: np.ndarray) -> float:
         """The factor by which the target's size changed from `size` (the filter's peak along scale)."""
