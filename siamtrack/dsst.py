@@ -82,6 +82,7 @@ class ScaleFilter:
         interpolated = np.arange(s.interpolated) - (s.interpolated - 1) // 2
         self.changes = s.step ** np.roll(interpolated, -((s.interpolated - 1) // 2))
         self.window = np.hanning(s.scales + 2)[1:-1].astype(np.float32)  # no zero weights at the ends
+        self._estimated = None  # the last estimate's frame, box and samples
 
     def start(self, frame: np.ndarray, center: np.ndarray, size: np.ndarray) -> None:
         s = self.settings
@@ -123,10 +124,20 @@ class ScaleFilter:
     def estimate(self, frame: np.ndarray, center: np.ndarray, size: np.ndarray) -> float:
         """The factor by which the target's size changed from `size` (the filter's peak along scale)."""
         s = self.settings
-        spectrum = np.fft.fft(project(self.basis, self.samples(frame, center, size)), axis=1)
+        samples = self.samples(frame, center, size)
+        self._estimated = (frame, center.copy(), size.copy(), samples)
+        spectrum = np.fft.fft(project(self.basis, samples), axis=1)
         response = (self.numerator * spectrum).sum(axis=0) / (self.denominator + s.regularisation)
         response = np.fft.ifft(resize_spectrum(response, s.interpolated)).real
         return float(self.changes[int(np.argmax(response))])
 
     def learn(self, frame: np.ndarray, center: np.ndarray, size: np.ndarray) -> None:
-        self._fit(self.samples(frame, center, size), self.settings.learning_rate)
+        self._fit(self._samples_to_learn(frame, center, size), self.settings.learning_rate)
+
+    def _samples_to_learn(self, frame: np.ndarray, center: np.ndarray, size: np.ndarray) -> np.ndarray:
+        """The samples of the box learnt from: the estimate's own when the box is the one it sampled (the
+        size did not change, most frames), so that such a frame is cropped and described once."""
+        estimated_frame, estimated_center, estimated_size, samples = self._estimated or (None, None, None, None)
+        if frame is estimated_frame and np.array_equal(center, estimated_center) and np.array_equal(size, estimated_size):
+            return samples
+        return self.samples(frame, center, size)
