@@ -39,9 +39,6 @@ class DSSTConfig:
     cell: int = 4  # HOG cell side, px
     # px^2: smaller targets keep the pyramid's size (their HOG is a few cells; cross-validated, MODEL_CARD)
     min_area: float = 1000.0
-    # on the exemplar side (track.scale_mode: exemplar): whether a target the filter sizes also keeps the
-    # pyramid's side kernels; false puts all its kernels at the first size, so the filter alone sizes it
-    keep_pyramid: bool = True
 
 
 @dataclass
@@ -199,10 +196,6 @@ def _check_consistency(cfg: Config) -> None:
     if cfg.track.search_size < cfg.track.exemplar_size:
         raise ConfigError(f"config key 'track.search_size' ({cfg.track.search_size}) must be at least "
                           f"'track.exemplar_size' ({cfg.track.exemplar_size})")
-    dsst_alone = cfg.track.scale_filter == "dsst" and not cfg.track.dsst.keep_pyramid
-    if dsst_alone and cfg.track.scale_mode != "exemplar":
-        raise ConfigError("config key 'track.dsst.keep_pyramid' can be false only with 'track.scale_mode' "
-                          "exemplar: with the pyramid's search crops it would only crop the same window S times")
 
 
 def _fill(obj: Any, data: dict, prefix: str) -> None:

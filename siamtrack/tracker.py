@@ -22,8 +22,7 @@ from .inputs import as_rgb, check_boxes, resolve_device
 # update() in order; post: upsampling, peak search, box; size: the scale filters (track.scale_filter), if any
 STAGES = ("crop", "backbone", "xcorr", "post", "size")
 # per-target state, one row (or entry) per target in the order of `ids`
-_TARGET_STATE = ("ids", "center", "base_size", "base_search", "scale", "pyramid", "borders", "reference_score",
-                 "_score")
+_TARGET_STATE = ("ids", "center", "base_size", "base_search", "scale", "borders", "reference_score", "_score")
 
 
 def untimed(stage: str) -> ContextManager:
@@ -109,8 +108,7 @@ class SiamFCTracker:
         offsets = np.arange(t.scale_num) - (t.scale_num - 1) / 2
         self.scale_factors = t.scale_step ** offsets
         # the pyramid on the search side (the paper): S search crops a target and one exemplar kernel;
-        # on the exemplar side: one search crop and S kernels, cropped once in init at 1 / factor (all at factor
-        # 1 for a target that its DSST filter alone sizes: track.dsst.keep_pyramid false)
+        # on the exemplar side: one search crop and S kernels, cropped once in init at 1 / factor
         self.on_exemplar = t.scale_mode == "exemplar"
         self.kernels_per_target = t.scale_num if self.on_exemplar else 1
         self.crops_per_target = 1 if self.on_exemplar else t.scale_num
@@ -147,7 +145,6 @@ class SiamFCTracker:
         self.frame_size = np.array([frame.shape[1], frame.shape[0]], dtype=np.float64)
         self.ids, self.center, self.base_size = np.zeros(0, dtype=np.int64), np.zeros((0, 2)), np.zeros((0, 2))
         self.base_search, self.scale, self.borders = np.zeros(0), np.zeros(0), np.zeros((0, 3))
-        self.pyramid = np.zeros((0, len(self.scale_factors)))
         self.reference_score, self._score = np.zeros(0), np.zeros(0)
         self.kernel = None
         self.scale_filters = []
@@ -189,24 +186,21 @@ class SiamFCTracker:
             # the size within the limits _clamp_state keeps, the frame winning: a box far under a pixel or
             # far past the frame would give an empty or endless exemplar crop and an overflowing scale
             w, h = np.minimum(np.maximum([w, h], t.min_size), t.max_size_ratio * self.frame_size)
+            exemplar_side = context_size(w, h, t.context)
+            sides = exemplar_side / self.scale_factors if self.on_exemplar else [exemplar_side]
+            for crop, side in zip(self._exemplar_crops.host, sides):
+                crop_and_resize(frame, *center, side, t.exemplar_size, tuple(float(c) for c in border), out=crop)
+            kernels.append(self.net.embed_exemplar(self._exemplar_crops.upload()).clone())
             scale_filter = None
             if t.scale_filter == "dsst" and w * h >= t.dsst.min_area:
                 scale_filter = ScaleFilter(t.dsst)
                 scale_filter.start(frame, center, np.array([w, h]))
             self.scale_filters.append(scale_filter)
-            alone = self.on_exemplar and scale_filter is not None and not t.dsst.keep_pyramid
-            pyramid = np.ones_like(self.scale_factors) if alone else self.scale_factors
-            exemplar_side = context_size(w, h, t.context)
-            sides = exemplar_side / pyramid if self.on_exemplar else [exemplar_side]
-            for crop, side in zip(self._exemplar_crops.host, sides):
-                crop_and_resize(frame, *center, side, t.exemplar_size, tuple(float(c) for c in border), out=crop)
-            kernels.append(self.net.embed_exemplar(self._exemplar_crops.upload()).clone())
             self.ids = np.append(self.ids, target_id)
             self.center = np.vstack([self.center, center])
             self.base_size = np.vstack([self.base_size, [w, h]])
             self.base_search = np.append(self.base_search, exemplar_side * t.search_size / t.exemplar_size)
             self.scale = np.append(self.scale, 1.0)
-            self.pyramid = np.vstack([self.pyramid, pyramid])
             self.borders = np.vstack([self.borders, border])
             self.reference_score = np.append(self.reference_score, np.nan)
             self._score = np.append(self._score, np.nan)
@@ -254,10 +248,11 @@ class SiamFCTracker:
         """The search crops around each target's centre (its scale pyramid, or one crop when the pyramid is on
         the exemplar side), as one batch, target by target."""
         t = self.cfg.track
+        factors = [1.0] if self.on_exemplar else self.scale_factors
         crops = iter(self._search_crops.host)
-        for center, side, pyramid, border in zip(self.center, self.base_search * self.scale, self.pyramid, self.borders):
+        for center, side, border in zip(self.center, self.base_search * self.scale, self.borders):
             border = tuple(float(c) for c in border)
-            for factor in [1.0] if self.on_exemplar else pyramid:
+            for factor in factors:
                 crop_and_resize(frame, *center, side * factor, t.search_size, border, out=next(crops))
         return self._search_crops.upload()
 
@@ -271,10 +266,9 @@ class SiamFCTracker:
         scale_id, loc, score = self._locate_peaks(responses)
         displacement = (np.stack([loc % self.upscale_size, loc // self.upscale_size], axis=1)
                         - (self.upscale_size - 1) / 2) * self.total_stride / t.response_up
-        factor = self.pyramid[np.arange(len(self.ids)), scale_id]
-        search_side = self.base_search * self.scale * (1.0 if self.on_exemplar else factor)
+        search_side = self.base_search * self.scale * (1.0 if self.on_exemplar else self.scale_factors[scale_id])
         self.center = self.center + displacement * (search_side / t.search_size)[:, None]
-        self.scale = self.scale * ((1 - t.scale_lr) + t.scale_lr * factor)
+        self.scale = self.scale * ((1 - t.scale_lr) + t.scale_lr * self.scale_factors[scale_id])
         self._clamp_state()
         self._score = score
         self.reference_score = np.where(np.isnan(self.reference_score), score, self.reference_score)

@@ -5,11 +5,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from conftest import OTB_MINI, require
 from siamtrack import SiamFCTracker
-from siamtrack.errors import ConfigError
 from siamtrack.synthetic import make_clip, make_object, smooth_texture
 
 # boxes of the tracker at d0f38ed (before several targets and scale modes), on the first 40 frames of the
@@ -68,21 +66,14 @@ def test_both_pyramids_follow_a_known_zoom(mode):
     assert np.abs(boxes[:, :2] + boxes[:, 2:] / 2 - (truth[1:, :2] + truth[1:, 2:] / 2)).max() < 8
 
 
-# the loops a DSST filter sizes: beside the paper's search pyramid, or alone with one search crop (shipped)
-DSST_LOOPS = {"pyramid": ["track.scale_mode=pyramid", "track.dsst.keep_pyramid=true"],
-              "alone": ["track.scale_mode=exemplar", "track.dsst.keep_pyramid=false"]}
-
-
-@pytest.mark.parametrize("loop", DSST_LOOPS)
-def test_the_dsst_filter_recovers_a_known_zoom_in_and_out(loop):
+def test_the_dsst_filter_recovers_a_known_zoom_in_and_out():
     """The scale filter sizes the box within 3 % all along a zoom from 0.65x to 1.35x, where the pyramid's
     damped steps lag by 8 % on average."""
     frames, truth = zoom_clip()
     errors = {}
     for scale_filter in ("none", "dsst"):
-        overrides = DSST_LOOPS[loop] if scale_filter == "dsst" else ["track.scale_mode=pyramid"]
         tracker = SiamFCTracker("siamfc_lite0_fast", device="cpu",
-                                overrides=[*overrides, f"track.scale_filter={scale_filter}"])
+                                overrides=["track.scale_mode=pyramid", f"track.scale_filter={scale_filter}"])
         tracker.init(frames[0], truth[0])
         boxes = np.array([tracker.update(frame) for frame in frames[1:]])
         errors[scale_filter] = np.abs(np.log(boxes[:, 2:] / truth[1:, 2:]))
@@ -99,20 +90,3 @@ def test_the_exemplar_pyramid_takes_one_search_crop_a_target(tmp_path):
     calls.clear()  # the exemplars' crops
     tracker.update(clip.frames[1])
     assert sum(calls) == 2
-
-
-def test_targets_the_filter_sizes_alone_get_no_side_kernels():
-    """keep_pyramid false: a target over dsst.min_area has all its kernels at its first size (the filter alone
-    sizes it); a smaller one keeps the exemplar pyramid, its only size estimate."""
-    clip = make_clip(num_frames=2)
-    tracker = SiamFCTracker("siamfc_lite0_fast", device="cpu", overrides=DSST_LOOPS["alone"])
-    tracker.init(clip.frames[0], np.array([[100, 100, 60, 50], [300, 200, 20, 20]]))
-    large, small = tracker.kernel.view(2, tracker.kernels_per_target, *tracker.kernel.shape[1:])
-    assert all(torch.equal(kernel, large[0]) for kernel in large[1:])
-    assert not torch.equal(small[0], small[1])
-    assert np.array_equal(tracker.pyramid, [np.ones(3), tracker.scale_factors])
-
-
-def test_the_filter_alone_needs_the_exemplar_side_pyramid():
-    with pytest.raises(ConfigError, match="keep_pyramid"):
-        SiamFCTracker("siamfc_lite0_fast", device="cpu", overrides=DSST_LOOPS["pyramid"][:1] + DSST_LOOPS["alone"][1:])
