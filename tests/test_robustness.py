@@ -580,6 +580,24 @@ def test_an_interrupted_sequence_record_is_redone_on_resume(tmp_path):
     assert Path(records[0]).read_text() == whole and Path(times).is_file()
 
 
+def test_sigterm_to_a_training_and_its_data_workers_ends_it_in_one_line(tmp_path):
+    """A container stop or `kill -- -PGID` reaches the DataLoader workers too: they leave it to the main
+    process, so no worker's death adds torch's traceback to the one-line "interrupted"."""
+    root = write_otb(tmp_path / "data", sequences=2, frames=6)
+    small = ["train.pairs_per_epoch=100000", "train.batch_size=2", "train.num_workers=2", "train.val_fraction=0",
+             "train.log_interval=1", "track.exemplar_size=95", "track.search_size=175"]
+    metrics = tmp_path / "out" / "metrics.jsonl"
+    run = cli_process("train", "--config", "siamfc_alexnet", "--data", str(root), "--out", str(tmp_path / "out"),
+                      "--quiet", *(arg for override in small for arg in ("--set", override)), start_new_session=True)
+    try:
+        wait_for_lines(metrics, 2, run)  # steps logged: the workers are up and feeding it
+        os.killpg(run.pid, signal.SIGTERM)
+        _, err = run.communicate(timeout=SUBPROCESS_TIMEOUT_S)
+    finally:
+        run.kill()
+    assert run.returncode == 130 and err.strip() == "siamtrack: interrupted", err
+
+
 @pytest.mark.slow
 def test_ctrl_c_during_eval_then_resume_loses_nothing_finished(tmp_path):
     root = write_otb(tmp_path / "otb", sequences=4, frames=20)

@@ -5,6 +5,8 @@ same in one process or many, and a resumed run sees exactly the pairs it would h
 """
 from __future__ import annotations
 
+import signal
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -32,6 +34,14 @@ class PairDataset(Dataset):
         rng = np.random.default_rng([*self.key, index])
         seq, i, j = sample_pair(self.sources, self.max_gap, rng)
         return self.transform(read_rgb(seq.frames[i]), seq.boxes[i], read_rgb(seq.frames[j]), seq.boxes[j], rng)
+
+
+def ignore_stop_signals(worker_id: int) -> None:
+    """A DataLoader worker's start: Ctrl-C or SIGTERM sent to the whole process group is left to the main
+    process, which stops and shuts its workers down. A worker killed by it first would make torch print
+    its own traceback under siamtrack's one-line "interrupted"."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def worker_error(exc: SiamtrackError) -> SiamtrackError:
