@@ -598,6 +598,19 @@ def test_sigterm_to_a_training_and_its_data_workers_ends_it_in_one_line(tmp_path
     assert run.returncode == 130 and err.strip() == "siamtrack: interrupted", err
 
 
+def test_a_process_left_with_a_data_worker_still_exits():
+    """Python's exit terminates live workers (SIGTERM) and waits for them: a worker that ignored SIGTERM would
+    hang it for ever, as an error in mid-epoch leaves one alive."""
+    script = ("from torch.utils.data import DataLoader\n"
+              "from siamtrack.training.data import quiet_stop_signals\n"
+              "batches = iter(DataLoader(list(range(100)), batch_size=2, num_workers=1,"
+              " worker_init_fn=quiet_stop_signals))\n"
+              "next(batches)\n")
+    done = subprocess.run([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": str(REPO)},
+                          capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S, start_new_session=True)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+
+
 @pytest.mark.slow
 def test_ctrl_c_during_eval_then_resume_loses_nothing_finished(tmp_path):
     root = write_otb(tmp_path / "otb", sequences=4, frames=20)

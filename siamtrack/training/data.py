@@ -5,6 +5,7 @@ same in one process or many, and a resumed run sees exactly the pairs it would h
 """
 from __future__ import annotations
 
+import os
 import signal
 
 import numpy as np
@@ -36,12 +37,13 @@ class PairDataset(Dataset):
         return self.transform(read_rgb(seq.frames[i]), seq.boxes[i], read_rgb(seq.frames[j]), seq.boxes[j], rng)
 
 
-def ignore_stop_signals(worker_id: int) -> None:
-    """A DataLoader worker's start: Ctrl-C or SIGTERM sent to the whole process group is left to the main
-    process, which stops and shuts its workers down. A worker killed by it first would make torch print
-    its own traceback under siamtrack's one-line "interrupted"."""
+def quiet_stop_signals(worker_id: int) -> None:
+    """A DataLoader worker's start: Ctrl-C sent to the whole process group is left to the main process,
+    which stops and shuts its workers down, and SIGTERM ends the worker with a clean exit. A worker killed
+    by a signal would make torch print its own traceback under siamtrack's one-line "interrupted"; one
+    that ignored SIGTERM would hang the shutdown of a process that terminates its workers (Python's exit)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda signum, frame: os._exit(0))
 
 
 def worker_error(exc: SiamtrackError) -> SiamtrackError:

@@ -25,7 +25,7 @@ from ..datasets import Sequence, load_many
 from ..errors import ConfigError, SiamtrackError
 from ..inputs import resolve_device
 from ..models import SiameseNet
-from .data import PairDataset, ignore_stop_signals, worker_error
+from .data import PairDataset, quiet_stop_signals, worker_error
 from .distributed import DistEnv
 from .losses import PairLoss
 from .history import MetricsLog, plot_loss_curves
@@ -159,7 +159,7 @@ class Trainer:
     def _loader(self, dataset: PairDataset) -> DataLoader:
         sampler = DistributedSampler(dataset, self.env.world, self.env.rank, shuffle=False) if self.env.world > 1 else None
         return DataLoader(dataset, self.t.batch_size, sampler=sampler, num_workers=self.t.num_workers,
-                          pin_memory=self.device.type == "cuda", worker_init_fn=ignore_stop_signals)
+                          pin_memory=self.device.type == "cuda", worker_init_fn=quiet_stop_signals)
 
     def _set_train_mode(self) -> None:
         self.net.train()
