@@ -138,6 +138,5 @@ class ScaleFilter:
         """The samples of the box learnt from: the estimate's own when the box is the one it sampled (the
         size did not change, most frames), so that such a frame is cropped and described once."""
         estimated_frame, estimated_center, estimated_size, samples = self._estimated or (None, None, None, None)
-        if frame is estimated_frame and np.array_equal(center, estimated_center) and np.array_equal(size, estimated_size):
-            return samples
-        return self.samples(frame, center, size)
+        same_box = np.array_equal(center, estimated_center) and np.array_equal(size, estimated_size)
+        return samples if frame is estimated_frame and same_box else self.samples(frame, center, size)

@@ -581,8 +581,8 @@ def test_an_interrupted_sequence_record_is_redone_on_resume(tmp_path):
 
 
 def test_sigterm_to_a_training_and_its_data_workers_ends_it_in_one_line(tmp_path):
-    """A container stop or `kill -- -PGID` reaches the DataLoader workers too: they leave it to the main
-    process, so no worker's death adds torch's traceback to the one-line "interrupted"."""
+    """A container stop or `kill -- -PGID` reaches the DataLoader workers too: they exit cleanly and the main
+    process stops, so no worker killed by the signal adds torch's traceback to the one-line "interrupted"."""
     root = write_otb(tmp_path / "data", sequences=2, frames=6)
     small = ["train.pairs_per_epoch=100000", "train.batch_size=2", "train.num_workers=2", "train.val_fraction=0",
              "train.log_interval=1", "track.exemplar_size=95", "track.search_size=175"]
