@@ -18,11 +18,10 @@ from .dsst import ScaleFilter
 from .engines import DEFAULT_BACKEND, build_engine, example_inputs
 from .errors import BoxError, FrameError, NotInitializedError, TargetError
 from .inputs import as_rgb, check_boxes, resolve_device
+from .targets import Targets
 
 # update() in order; post: upsampling, peak search, box; size: the scale filters (track.scale_filter), if any
 STAGES = ("crop", "backbone", "xcorr", "post", "size")
-# per-target state, one row (or entry) per target in the order of `ids`
-_TARGET_STATE = ("ids", "center", "base_size", "base_search", "scale", "borders", "reference_score", "_score")
 
 
 def untimed(stage: str) -> ContextManager:
@@ -121,8 +120,7 @@ class SiamFCTracker:
         self.window = torch.tensor(window / window.sum(), dtype=torch.float32, device=self.device)
         self._window_term = t.window_influence * self.window
         self._exemplar_crops = CropBatch(self.kernels_per_target, t.exemplar_size, self.device)
-        self.kernel = None  # the targets' exemplar features, kernels_per_target each, in target order: set by init
-        self.scale_filters: list[ScaleFilter | None] = []  # per target: its DSST filter (track.scale_filter) or None
+        self.targets: Targets | None = None  # set by init
         self.single = True  # init was given one box, not an N x 4 array: answers are one target's
 
     @torch.inference_mode()
@@ -143,11 +141,7 @@ class SiamFCTracker:
         check_unique(ids)
         self.single = np.ndim(box) == 1
         self.frame_size = np.array([frame.shape[1], frame.shape[0]], dtype=np.float64)
-        self.ids, self.center, self.base_size = np.zeros(0, dtype=np.int64), np.zeros((0, 2)), np.zeros((0, 2))
-        self.base_search, self.scale, self.borders = np.zeros(0), np.zeros(0), np.zeros((0, 3))
-        self.reference_score, self._score = np.zeros(0), np.zeros(0)
-        self.kernel = None
-        self.scale_filters = []
+        self.targets = None
         self._add_targets(frame, boxes, ids)
 
     @torch.inference_mode()
@@ -165,52 +159,51 @@ class SiamFCTracker:
 
     def remove(self, target_id: int) -> None:
         """Stop tracking a target."""
-        if self.kernel is None or target_id not in self.ids:
-            tracked = self.ids.tolist() if self.kernel is not None else []
-            raise TargetError(f"no target {target_id} to remove (tracking {tracked})")
-        keep = self.ids != target_id
-        for name in _TARGET_STATE:
-            setattr(self, name, getattr(self, name)[keep])
-        self.kernel = self.kernel[torch.from_numpy(np.repeat(keep, self.kernels_per_target)).to(self.device)]
-        self.scale_filters = [scale_filter for scale_filter, kept in zip(self.scale_filters, keep) if kept]
+        if self.targets is None or target_id not in self.ids:
+            raise TargetError(f"no target {target_id} to remove (tracking {self.ids.tolist()})")
+        self.targets = self.targets.keep(self.ids != target_id)
         self.single = False
         self._resize_buffers()
 
+    @property
+    def ids(self) -> np.ndarray:
+        """The tracked targets' ids, in the order of every array answer (empty before init)."""
+        return self.targets.ids if self.targets is not None else np.zeros(0, dtype=np.int64)
+
     def _add_targets(self, frame: np.ndarray, boxes: np.ndarray, ids: list[int]) -> None:
-        t = self.cfg.track
-        border = frame.reshape(-1, 3).mean(axis=0)  # the padding of this frame's crops: its mean colour
-        kernels = [] if self.kernel is None else [self.kernel]
         check_boxes(boxes, *self.frame_size.astype(int), None if self.single else ids)
-        for target_id, (x, y, w, h) in zip(ids, boxes):
-            center = np.array([x + w / 2, y + h / 2])
-            # the size within the limits _clamp_state keeps, the frame winning: a box far under a pixel or
-            # far past the frame would give an empty or endless exemplar crop and an overflowing scale
-            w, h = np.minimum(np.maximum([w, h], t.min_size), t.max_size_ratio * self.frame_size)
-            exemplar_side = context_size(w, h, t.context)
-            sides = exemplar_side / self.scale_factors if self.on_exemplar else [exemplar_side]
-            for crop, side in zip(self._exemplar_crops.host, sides):
-                crop_and_resize(frame, *center, side, t.exemplar_size, tuple(float(c) for c in border), out=crop)
-            kernels.append(self.net.embed_exemplar(self._exemplar_crops.upload()).clone())
-            scale_filter = None
-            if t.scale_filter == "dsst" and w * h >= t.dsst.min_area:
-                scale_filter = ScaleFilter(t.dsst)
-                scale_filter.start(frame, center, np.array([w, h]))
-            self.scale_filters.append(scale_filter)
-            self.ids = np.append(self.ids, target_id)
-            self.center = np.vstack([self.center, center])
-            self.base_size = np.vstack([self.base_size, [w, h]])
-            self.base_search = np.append(self.base_search, exemplar_side * t.search_size / t.exemplar_size)
-            self.scale = np.append(self.scale, 1.0)
-            self.borders = np.vstack([self.borders, border])
-            self.reference_score = np.append(self.reference_score, np.nan)
-            self._score = np.append(self._score, np.nan)
-        self.kernel = torch.cat(kernels)
+        border = frame.reshape(-1, 3).mean(axis=0)  # the padding of this frame's crops: its mean colour
+        for target_id, box in zip(ids, boxes):
+            target = self._new_target(frame, target_id, box, border)
+            self.targets = target if self.targets is None else self.targets + target
         self._resize_buffers()
+
+    def _new_target(self, frame: np.ndarray, target_id: int, box: np.ndarray, border: np.ndarray) -> Targets:
+        """One target's state at its box: its exemplar kernels cut from the frame, its scale filter started."""
+        t = self.cfg.track
+        x, y, w, h = box
+        center = np.array([x + w / 2, y + h / 2])
+        # the size within the limits _clamp_state keeps, the frame winning: a box far under a pixel or
+        # far past the frame would give an empty or endless exemplar crop and an overflowing scale
+        w, h = np.minimum(np.maximum([w, h], t.min_size), t.max_size_ratio * self.frame_size)
+        exemplar_side = context_size(w, h, t.context)
+        sides = exemplar_side / self.scale_factors if self.on_exemplar else [exemplar_side]
+        for crop, side in zip(self._exemplar_crops.host, sides):
+            crop_and_resize(frame, *center, side, t.exemplar_size, tuple(float(c) for c in border), out=crop)
+        scale_filter = None
+        if t.scale_filter == "dsst" and w * h >= t.dsst.min_area:
+            scale_filter = ScaleFilter(t.dsst)
+            scale_filter.start(frame, center, np.array([w, h]))
+        return Targets(ids=np.array([target_id], dtype=np.int64), center=center[None], base_size=np.array([[w, h]]),
+                       base_search=np.array([exemplar_side * t.search_size / t.exemplar_size]), scale=np.ones(1),
+                       border=border[None], reference_score=np.full(1, np.nan), score=np.full(1, np.nan),
+                       kernel=self.net.embed_exemplar(self._exemplar_crops.upload()).clone(),
+                       scale_filter=[scale_filter])
 
     def _resize_buffers(self) -> None:
         """Crop and upsampling buffers for the targets tracked now (one response map per scale each)."""
         t = self.cfg.track
-        targets = max(len(self.ids), 1)
+        targets = max(len(self.targets), 1)
         self._search_crops = CropBatch(targets * self.crops_per_target, t.search_size, self.device)
         self._upsampler = BicubicUpsampler(targets * t.scale_num, self.response_size, self.upscale_size, self.device)
 
@@ -219,7 +212,7 @@ class SiamFCTracker:
     @torch.inference_mode()
     def update(self, image) -> np.ndarray:
         frame = self._checked_frame(image)
-        if not len(self.ids):  # every target removed: nothing to look for
+        if not len(self.targets):  # every target removed: nothing to look for
             return np.zeros((0, 4))
         with self.timer("crop"):
             crops = self.search_crops(frame)
@@ -235,7 +228,7 @@ class SiamFCTracker:
 
     def _checked_frame(self, image) -> np.ndarray:
         """The frame as RGB, of the size init saw: the boxes and their limits are in that frame's pixels."""
-        if self.kernel is None:
+        if self.targets is None:
             raise NotInitializedError("call init(frame, box) before update(frame)")
         frame = as_rgb(image)
         width, height = self.frame_size
@@ -250,7 +243,8 @@ class SiamFCTracker:
         t = self.cfg.track
         factors = [1.0] if self.on_exemplar else self.scale_factors
         crops = iter(self._search_crops.host)
-        for center, side, border in zip(self.center, self.base_search * self.scale, self.borders):
+        s = self.targets
+        for center, side, border in zip(s.center, s.base_search * s.scale, s.border):
             border = tuple(float(c) for c in border)
             for factor in factors:
                 crop_and_resize(frame, *center, side * factor, t.search_size, border, out=next(crops))
@@ -258,36 +252,37 @@ class SiamFCTracker:
 
     def respond(self, features: torch.Tensor) -> torch.Tensor:
         """The response maps: each target's search features cross-correlated with its own exemplar's."""
-        return self.net.correlate(self.kernel, features)
+        return self.net.correlate(self.targets.kernel, features)
 
     def step(self, responses: torch.Tensor) -> None:
         """Move and rescale every target from the responses of its scale pyramid."""
-        t = self.cfg.track
+        t, s = self.cfg.track, self.targets
         scale_id, loc, score = self._locate_peaks(responses)
         displacement = (np.stack([loc % self.upscale_size, loc // self.upscale_size], axis=1)
                         - (self.upscale_size - 1) / 2) * self.total_stride / t.response_up
-        search_side = self.base_search * self.scale * (1.0 if self.on_exemplar else self.scale_factors[scale_id])
-        self.center = self.center + displacement * (search_side / t.search_size)[:, None]
-        self.scale = self.scale * ((1 - t.scale_lr) + t.scale_lr * self.scale_factors[scale_id])
+        search_side = s.base_search * s.scale * (1.0 if self.on_exemplar else self.scale_factors[scale_id])
+        s.center = s.center + displacement * (search_side / t.search_size)[:, None]
+        s.scale = s.scale * ((1 - t.scale_lr) + t.scale_lr * self.scale_factors[scale_id])
         self._clamp_state()
-        self._score = score
-        self.reference_score = np.where(np.isnan(self.reference_score), score, self.reference_score)
+        s.score = score
+        s.reference_score = np.where(np.isnan(s.reference_score), score, s.reference_score)
 
     def filter_sizes(self, frame: np.ndarray) -> None:
         """Resize each target that has a DSST filter by its estimate at the target's new centre, then let the
         filter learn from the frame at the new box."""
-        filtered = [(i, f) for i, f in enumerate(self.scale_filters) if f is not None]
+        s = self.targets
+        filtered = [(i, f) for i, f in enumerate(s.scale_filter) if f is not None]
         for i, scale_filter in filtered:
-            self.scale[i] *= scale_filter.estimate(frame, self.center[i], self.base_size[i] * self.scale[i])
+            s.scale[i] *= scale_filter.estimate(frame, s.center[i], s.base_size[i] * s.scale[i])
         if filtered:
             self._clamp_state()
         for i, scale_filter in filtered:
-            scale_filter.learn(frame, self.center[i], self.base_size[i] * self.scale[i])
+            scale_filter.learn(frame, s.center[i], s.base_size[i] * s.scale[i])
 
     def _locate_peaks(self, responses: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per target: best scale (penalised), window-weighted peak index in its upsampled map, raw peak."""
         t = self.cfg.track
-        targets = len(self.ids)
+        targets = len(self.targets)
         up = self._upsampler(responses).view(targets, t.scale_num, self.upscale_size, self.upscale_size)
         peaks = torch.amax(up, dim=(2, 3))
         scale_id = torch.argmax(peaks * self.scale_penalties, dim=1)
@@ -303,34 +298,39 @@ class SiamFCTracker:
 
     def _clamp_state(self) -> None:
         """Keep each box at least min_size px and at most max_size_ratio of the frame, its centre inside."""
-        t = self.cfg.track
-        low = np.maximum(t.min_size / self.base_size.min(axis=1), 1e-3)
-        high = (t.max_size_ratio * self.frame_size / self.base_size).min(axis=1)
+        t, s = self.cfg.track, self.targets
+        low = np.maximum(t.min_size / s.base_size.min(axis=1), 1e-3)
+        high = (t.max_size_ratio * self.frame_size / s.base_size).min(axis=1)
         # in a frame smaller than min_size the frame wins: the box never outgrows the image
-        self.scale = np.clip(self.scale, np.minimum(low, high), high)
-        self.center = np.clip(self.center, 0, self.frame_size)
+        s.scale = np.clip(s.scale, np.minimum(low, high), high)
+        s.center = np.clip(s.center, 0, self.frame_size)
 
     # --- answers: one target's as scalars, several targets' as arrays in the order of `ids`
+
+    def _answer(self, per_target: Callable[[Targets], np.ndarray], before_init=None):
+        """Per-target values as one target's (a scalar, or a row) or, for several, an array in the order of `ids`."""
+        if self.targets is None:
+            return before_init
+        values = per_target(self.targets)
+        if self.single:
+            return values[0].item() if values.ndim == 1 else values[0]
+        return values.copy()
 
     @property
     def score(self) -> float | np.ndarray:
         """Peak response of the last update (NaN before the first): the tracker's confidence."""
-        if self.kernel is None:
-            return float("nan")
-        return float(self._score[0]) if self.single else self._score.copy()
+        return self._answer(lambda s: s.score, float("nan"))
 
     @property
     def lost(self) -> bool | np.ndarray:
         """Whether the last score fell below lost_ratio of the first update's (target likely gone)."""
-        if self.kernel is None:
-            return False
-        lost = self._score < self.cfg.track.lost_ratio * self.reference_score
-        return bool(lost[0]) if self.single else lost
+        return self._answer(lambda s: s.score < self.cfg.track.lost_ratio * s.reference_score, False)
 
     def box(self) -> np.ndarray:
-        size = self.base_size * self.scale[:, None]
-        boxes = np.concatenate([self.center - size / 2, size], axis=1)
-        return boxes[0] if self.single else boxes
+        def boxes(s: Targets) -> np.ndarray:
+            size = s.base_size * s.scale[:, None]
+            return np.concatenate([s.center - size / 2, size], axis=1)
+        return self._answer(boxes)
 
 
 def as_box_array(boxes) -> np.ndarray:
