@@ -30,24 +30,27 @@ class OpenCVTracker:
 
     OpenCV reports a lost target with ok=False and a meaningless box; the last box is kept then,
     as a tracker that stays put (the usual benchmark treatment of a tracker with no output).
+    `frames_bgr`: the frames come as OpenCV's BGR uint8 arrays (as a video decodes them) and are used
+    as they are; otherwise they are RGB (or PIL, or grayscale), as everywhere in siamtrack's API.
     """
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, frames_bgr: bool = False):
         self.name = kind
         self.is_deterministic = kind not in NON_DETERMINISTIC
         self._create = OPENCV_TRACKERS[kind]
+        self._as_bgr = np.asarray if frames_bgr else as_bgr
         self._tracker = None
         self._box = np.zeros(4)
 
     def init(self, image, box) -> None:
-        frame = as_bgr(image)
+        frame = self._as_bgr(image)
         self._box = check_box(box, frame.shape[1], frame.shape[0])
         # a fresh instance each time: VOT re-initialises after a failure, and no state may carry over
         self._tracker = self._create()
         self._tracker.init(frame, pixel_rect(self._box))
 
     def update(self, image) -> np.ndarray:
-        ok, rect = self._tracker.update(as_bgr(image))
+        ok, rect = self._tracker.update(self._as_bgr(image))
         if ok:
             self._box = np.asarray(rect, dtype=np.float64)
         return self._box.copy()

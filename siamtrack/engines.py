@@ -27,9 +27,10 @@ import torch
 from torch import nn
 from torch.fx.experimental.optimization import fuse
 
-from .config import TrackConfig
+from .config import Config, TrackConfig
 from .errors import ConfigError
 from .models import SiameseNet
+from .models.backbones import INPUT_NORMS
 
 EXACT_BACKENDS = ("eager", "torch", "onnxruntime")  # the same boxes, to float rounding
 BACKENDS = (*EXACT_BACKENDS, "onnxruntime-int8")
@@ -177,6 +178,16 @@ def export_branch(branch: nn.Module, example: torch.Tensor, names: tuple[str, st
     with quiet_tracing(), torch.no_grad():
         torch.onnx.export(branch, (example,), target, input_names=[names[0]], output_names=[names[1]],
                           dynamic_axes={names[0]: batch, names[1]: batch}, opset_version=ONNX_OPSET, dynamo=False)
+
+
+def onnx_inputs(cfg: Config) -> str:
+    """What the exported graphs take: the crops as the tracker hands them over, normalised inside."""
+    crops = (f"float32 NCHW RGB crops with 0-255 pixel values (exemplar Nx3x{cfg.track.exemplar_size}x"
+             f"{cfg.track.exemplar_size}, search Nx3x{cfg.track.search_size}x{cfg.track.search_size})")
+    if cfg.model.backbone == "alexnet":
+        return crops + ", used as they are (AlexNet takes raw pixels)"
+    mean, std = (" ".join(f"{v:g}" for v in values) for values in INPUT_NORMS[cfg.model.input_norm])
+    return crops + f", normalised inside the graph ((x - [{mean}]) / [{std}])"
 
 
 def export_onnx(net: SiameseNet, track: TrackConfig, out_dir: str | Path) -> dict[str, Path]:

@@ -35,3 +35,7 @@ class EvaluationError(SiamtrackError):
 
 class TargetError(SiamtrackError):
     """A target id given twice, or one that is not tracked."""
+
+
+class OutputError(SiamtrackError):
+    """An output file whose folder does not exist or cannot be written."""

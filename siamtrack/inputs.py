@@ -56,6 +56,13 @@ def check_box(box, width: int, height: int) -> np.ndarray:
     return box
 
 
+def clip_to_frame(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    """N x 4 boxes cut to the part of each inside the width x height frame (checked boxes overlap it)."""
+    corners = np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1)
+    corners = np.clip(corners, 0, [width, height, width, height])
+    return np.concatenate([corners[:, :2], corners[:, 2:] - corners[:, :2]], axis=1)
+
+
 def check_boxes(boxes: np.ndarray, width: int, height: int, ids=None) -> None:
     """check_box for each of an N x 4 array; given the targets' `ids`, an error names its target."""
     for index, box in enumerate(boxes):

@@ -13,11 +13,12 @@ import numpy as np
 from tqdm import tqdm
 
 from .draw import GREEN, RED, draw_boxes, draw_caption, target_colour
-from .errors import BoxError, SiamtrackError
-from .sources import FrameSource
+from .errors import BoxError, OutputError, SiamtrackError, SourceError
+from .sources import OTB_FRAMES, FrameSource
 from .synthetic import SyntheticClip
 from .text import plural
 from .tracker import SiamFCTracker, track_frames
+from .video import VideoOutput
 
 WINDOW = "siamtrack"
 KEYS_QUIT = (ord("q"), 27)
@@ -52,25 +53,6 @@ def select_boxes(frame_rgb: np.ndarray, one: bool = False) -> np.ndarray:
     if not len(boxes):
         raise BoxError("no box drawn")
     return boxes
-
-
-class VideoOutput:
-    """An mp4v video writer that keeps the size of the first frame."""
-
-    def __init__(self, path: Path, fps: float, first_bgr: np.ndarray):
-        self.size = (first_bgr.shape[1], first_bgr.shape[0])
-        self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, self.size)
-        if not self.writer.isOpened():
-            raise SiamtrackError(f"{path}: cannot write a video there (is its folder there, and is the name a "
-                                 ".mp4, .avi or .mov file?)")
-
-    def write(self, frame_bgr: np.ndarray) -> None:
-        if (frame_bgr.shape[1], frame_bgr.shape[0]) != self.size:
-            frame_bgr = cv2.resize(frame_bgr, self.size)
-        self.writer.write(frame_bgr)
-
-    def close(self) -> None:
-        self.writer.release()
 
 
 class RunOutputs:
@@ -136,10 +118,40 @@ class RunOptions:
     boxes: str | None = None  # the boxes file
     show: bool = False  # the live window
     progress: bool = True  # a progress bar (files only: a live source has no end to measure against)
+    boxes_by_default: bool = False  # no output was asked for: the boxes go to a file named after the source
 
     @property
     def draws(self) -> bool:
         return bool(self.output or self.show)
+
+
+def is_live(source: str) -> bool:
+    """A camera index or a stream URL, as SOURCE is given on the command line."""
+    return source.isdigit() or "://" in source
+
+
+def run_options(source: str, output: str | None = None, boxes: str | None = None, show: bool = False,
+                progress: bool = True) -> RunOptions:
+    """What a run of `source` keeps and shows. A live source with nowhere to write shows its window; a run
+    that would keep nothing writes its boxes to SOURCE's name with .boxes.txt in the current folder (an OTB
+    sequence's name for its img/ folder). Every output's folder is checked before any frame is read."""
+    live = is_live(source)
+    if show and not has_display():
+        raise SourceError("--show needs a display, and none is set (DISPLAY is empty)")
+    if live and not (output or boxes or show):
+        if not has_display():
+            raise SourceError(f"{source}: live tracking needs a display for its window, "
+                              "or --output/--boxes to run headless")
+        show = True
+    options = RunOptions(output, boxes, show, progress)
+    if not (output or boxes or show):
+        path = Path(source.rstrip("/"))
+        name = path.parent.name if path.name == OTB_FRAMES else path.stem
+        options.boxes, options.boxes_by_default = f"{name or 'siamtrack'}.boxes.txt", True
+    for path in (options.output, options.boxes):
+        if path and not Path(path).resolve().parent.is_dir():
+            raise OutputError(f"{path}: its folder {Path(path).parent} does not exist")
+    return options
 
 
 @dataclass
@@ -187,7 +199,7 @@ def track_source(source: FrameSource, tracker: SiamFCTracker, frames, boxes: np.
         stats.interrupted = True
     except SiamtrackError as exc:  # a bad frame mid-run: say how far the run got and what it kept
         kept = "; the outputs so far are kept" if options.output or options.boxes else ""
-        raise type(exc)(f"{exc}; stopped after {stats.frames} frame(s){kept}") from None
+        raise type(exc)(f"{exc}; stopped after {plural(stats.frames, 'frame')}{kept}") from None
     finally:
         progress.close()
         outputs.close()
@@ -222,11 +234,19 @@ def gaps_summary(gaps: list[float]) -> str:
     return f"{len(gaps)} gaps in the stream ({sum(gaps):.1f} s in all, the longest {max(gaps):.1f} s)"
 
 
-def track_demo(tracker: SiamFCTracker, clip: SyntheticClip, output: str, progress: bool = True,
-               fps: float = 30.0) -> tuple[np.ndarray, RunStats]:
+def write_frame(videos: dict[str, VideoOutput], path: str, fps: float, bgr: np.ndarray) -> None:
+    """Append a frame to the video at `path`, opening it at the first frame."""
+    if path not in videos:
+        videos[path] = VideoOutput(Path(path), fps, bgr)
+    videos[path].write(bgr)
+
+
+def track_demo(tracker: SiamFCTracker, clip: SyntheticClip, output: str, source_output: str | None = None,
+               progress: bool = True, fps: float = 30.0) -> tuple[np.ndarray, RunStats]:
     """Track the clip's target from its first box, writing each frame with the true box and the tracked one
-    to the `output` video; the tracked boxes and the run's counts."""
-    video, boxes, stats = None, [], RunStats()
+    to the `output` video, and the clean frames to `source_output`; the tracked boxes and the run's counts."""
+    videos: dict[str, VideoOutput] = {}
+    boxes, stats = [], RunStats()
     bar = tqdm(total=len(clip.frames), unit="frame", disable=not progress)
     try:
         for index, frame, box, score, seconds in track_frames(tracker, clip.frames, clip.boxes[0]):
@@ -235,12 +255,13 @@ def track_demo(tracker: SiamFCTracker, clip: SyntheticClip, output: str, progres
             bar.update()
             bar.set_postfix(fps=f"{stats.fps:.1f}", refresh=False)
             bgr = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+            if source_output:
+                write_frame(videos, source_output, fps, bgr)
             draw_boxes(bgr, [(clip.boxes[index], RED, "truth"), (box, GREEN, "siamtrack")])
             draw_caption(bgr, f"frame {index}  score {score:.2f}")
-            video = video or VideoOutput(Path(output), fps, bgr)
-            video.write(bgr)
+            write_frame(videos, output, fps, bgr)
     finally:
         bar.close()
-        if video:
+        for video in videos.values():
             video.close()
     return np.array(boxes), stats

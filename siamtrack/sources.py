@@ -10,11 +10,15 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from .datasets import natural_key
+from .datasets import OTB_GT_GLOB, ONE_BASED, natural_key, parse_boxes, to_zero_based
 from .errors import SourceError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 FIRST_RETRY_WAIT, LONGEST_RETRY_WAIT = 0.25, 2.0  # seconds between attempts to reopen a lost stream
+SNIFF_BYTES = 4096  # how much of a file is read to tell text from a video container
+# text formats FFmpeg opens as streams (HLS playlists, raw YUV4MPEG video, SDP descriptions): not refused as text
+TEXT_STREAM_HEADS = (b"#EXTM3U", b"YUV4MPEG2", b"v=0")
+OTB_FRAMES = "img"  # an OTB sequence folder keeps its frames here, beside groundtruth_rect.txt
 
 
 @dataclass
@@ -30,6 +34,7 @@ class FrameSource:
     first_skipped: int = -1  # the position of the first of them
     gaps: list[float] = field(default_factory=list)  # live sources: seconds without frames, per outage survived
     ended: str | None = None  # why the frames ran out; None while they last, or if their reader stopped first
+    truth_boxes: np.ndarray | None = None  # an OTB sequence folder's first ground-truth box per target (0-based)
 
     def __iter__(self) -> Iterator[np.ndarray]:
         raise NotImplementedError
@@ -242,11 +247,40 @@ def open_source(spec: str, default_fps: float = 30.0, timeout: float = 10.0, rec
         return LatestFrameSource(CaptureSource(spec, spec, True, default_fps, timeout, reconnect))
     path = Path(spec)
     if path.is_dir():
-        return FolderSource(path, default_fps)
+        return open_folder(path, default_fps)
     if not path.exists():
         raise SourceError(f"{spec}: no such file or folder")
     try:  # OpenCV reports an unreadable file as one it cannot decode: say what is wrong
-        path.open("rb").close()
+        with path.open("rb") as file:
+            head = file.read(SNIFF_BYTES)
     except OSError as exc:
         raise SourceError(f"{spec}: cannot read the file ({exc.strerror})") from None
+    if is_text(head):  # FFmpeg renders a text file as a video of its characters: refuse it
+        raise SourceError(f"{spec}: a text file, not a video (give a video file, a folder of frames, "
+                          "a camera index or a stream URL)")
     return CaptureSource(str(path), spec, is_live=False, default_fps=default_fps)
+
+
+def is_text(head: bytes) -> bool:
+    """Whether a file's first bytes are plain text (UTF-8, no NUL) other than a text stream format FFmpeg reads."""
+    if b"\0" in head or head.startswith(TEXT_STREAM_HEADS):
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:  # a multi-byte character cut at the end of the sample is still text
+        return exc.start >= len(head) - 3
+    return True
+
+
+def open_folder(folder: Path, fps: float) -> FolderSource:
+    """A folder of frames; an OTB sequence folder (NAME/img/, NAME/groundtruth_rect*.txt) reads img/ and its
+    first ground-truth box per target."""
+    frames = folder / OTB_FRAMES
+    if not frames.is_dir() or any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir()):
+        return FolderSource(folder, fps)
+    source = FolderSource(frames, fps)
+    truths = sorted(folder.glob(OTB_GT_GLOB), key=natural_key)
+    firsts = [boxes[0] for boxes in map(parse_boxes, truths) if len(boxes)]
+    if firsts:
+        source.truth_boxes = to_zero_based(np.array(firsts), ONE_BASED["otb"])
+    return source

@@ -2,13 +2,12 @@
 
 The command line makes one from its options; evaluation, the speed benchmark and the tools build
 their trackers from it, so that every way in builds a tracker the same way. It is frozen and
-picklable: evaluation's worker processes each build their own tracker from it.
+picklable: evaluation's worker processes each build their own tracker from it. It is a pure
+description: building changes nothing process-wide (siamtrack.threads sets CPU threads).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import torch
 
 from .engines import DEFAULT_BACKEND
 from .tracker import SiamFCTracker
@@ -21,10 +20,7 @@ class TrackerSpec:
     overrides: tuple[str, ...] = ()  # `section.key=value`
     device: str = "auto"
     backend: str = DEFAULT_BACKEND
-    threads: int | None = None  # torch's CPU threads for this process; None: leave them as they are
 
     def build(self, name: str = "SiamFC") -> SiamFCTracker:
-        if self.threads:
-            torch.set_num_threads(self.threads)
         return SiamFCTracker(self.config, self.weights, device=self.device, name=name, backend=self.backend,
                              overrides=self.overrides)

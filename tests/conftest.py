@@ -1,14 +1,19 @@
+import os
 from pathlib import Path
 
-import pytest
-import torch
+# one CPU thread for torch and OpenMP here and in every process a test starts: on a busy 2-core machine
+# two threads spin against other processes and run several times slower (README, 'Threads on a busy machine')
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 # ../shared/data beside the repository: real sequences, present in CI, absent in a user's clone
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 OTB_MINI = SHARED_DATA / "otb_mini"
 TRAIN_MINI = SHARED_DATA / "train_mini"
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)
 
 
 def require(folder: Path) -> Path:
@@ -19,13 +24,8 @@ def require(folder: Path) -> Path:
 
 def write_video(path: Path, frames_rgb, fps: float = 25.0) -> Path:
     """Frames (RGB) to an mp4v file, as a user's phone video would arrive."""
-    import cv2
-    height, width = frames_rgb[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-    for frame in frames_rgb:
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
-    return path
+    from siamtrack.video import write_rgb_video
+    return write_rgb_video(path, frames_rgb, fps)
 
 
 def count_frames(path: Path) -> int:

@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -8,7 +9,10 @@ from conftest import OTB_MINI, require
 from siamtrack import TrackerSpec
 from siamtrack.cli import main
 from siamtrack.config import shipped_configs
-from siamtrack.speed import STAGES, bench_clip, format_report, run_bench
+from siamtrack.engines import DEFAULT_BACKEND
+from siamtrack.baselines import OPENCV_TRACKERS, OpenCVTracker
+from siamtrack.bench import TIMED_STAGES, BenchReport, bench_clip, format_report, run_bench
+from siamtrack.bench.clip import decoded_clip
 
 FRAMES = 4
 
@@ -21,9 +25,9 @@ def report():
 def test_every_stage_of_every_frame_is_timed(report):
     siamfc, csrt = report.rows
     assert (siamfc.tracker, siamfc.backend, csrt.tracker) == ("siamfc_lite0_fast", "eager", "csrt")
-    for stage in STAGES:
+    for stage in TIMED_STAGES:
         assert len(siamfc.times[stage]) == (FRAMES if stage == "decode" else FRAMES - 1)
-    assert np.allclose(np.sum([siamfc.times[s] for s in STAGES[1:-1]], axis=0), siamfc.times["total"])
+    assert np.allclose(np.sum([siamfc.times[s] for s in TIMED_STAGES[1:-1]], axis=0), siamfc.times["total"])
     assert csrt.times["crop"] == [] and len(csrt.times["total"]) == FRAMES - 1
 
 
@@ -37,8 +41,31 @@ def test_report_has_ratios_to_csrt_and_eager(report):
     assert "siamfc_lite0_fast" in table and "csrt" in table and "x eager" in table
 
 
-def test_shipped_configs_are_all_benched_by_default():
+def test_every_shipped_config_is_benched_by_default():
+    report = run_bench(backends=["eager"], spec=TrackerSpec(device="cpu"), clip=bench_clip(2), baselines=[])
+    assert [(r.tracker, r.backend) for r in report.rows] == [(name, "eager") for name in shipped_configs()]
     assert {"siamfc_alexnet", "siamfc_lite0", "siamfc_lite0_fast"} <= set(shipped_configs())
+
+
+@pytest.mark.skipif("csrt" not in OPENCV_TRACKERS, reason="this OpenCV build lacks CSRT")
+def test_bench_times_the_csrt_that_eval_scores():
+    clip = bench_clip(6)
+    report = run_bench(["siamfc_lite0_fast"], ["eager"], TrackerSpec(device="cpu"), clip, baselines=["csrt"])
+    rgb = [frame for frame, _, _ in decoded_clip(clip)]  # the frames the bench's trackers met
+    csrt = OpenCVTracker("csrt")  # as eval builds it (siamtrack.registry): on RGB frames
+    csrt.init(rgb[0], clip.box)
+    scored = [csrt.update(frame) for frame in rgb[1:]]
+    assert np.array_equal(report.row("csrt", "opencv").boxes, scored)
+
+
+def test_slow_notes_name_each_model_far_below_its_idle_fps(report):
+    siamfc, csrt = report.rows
+    slow = BenchReport([replace(siamfc, backend=DEFAULT_BACKEND, times={"total": [1000.0]}),
+                        replace(csrt, times={"total": [1000.0]})], report.conditions)
+    (name, note), = slow.slow_notes()  # none for OpenCV's tracker, which has no reference fps
+    assert name == "siamfc_lite0_fast" and note.startswith("note: 1.0 fps is under a third of the 142.4 fps")
+    fast = BenchReport([replace(siamfc, backend=DEFAULT_BACKEND, times={"total": [1.0]})], report.conditions)
+    assert fast.slow_notes() == []
 
 
 def test_bench_command_prints_the_table_and_writes_json(tmp_path, capsys):

@@ -19,7 +19,7 @@ from siamtrack.sources import FrameSource
 from siamtrack.text import plural
 from siamtrack.synthetic import make_clip
 
-FAST = ["--config", "siamfc_lite0_fast", "--threads", "2"]
+FAST = ["--config", "siamfc_lite0_fast", "--threads", "1"]
 FILE_ROUNDING_PX = 0.01  # the boxes file's resolution: runs within 1e-3 px may print one step apart
 
 
@@ -149,7 +149,7 @@ def test_the_parser_and_run_leave_the_benchmark_toolkit_unimported():
 
 def test_demo_tracks_well_with_the_default_weights(tmp_path, capsys):
     out = tmp_path / "demo.mp4"
-    assert main(["demo", "--output", str(out), "--threads", "2"]) == 0
+    assert main(["demo", "--output", str(out), "--threads", "1"]) == 0
     line, progress = capsys.readouterr()
     assert "150/150" in progress  # the tracking loop's bar
     iou = float(line.split("mean IoU ")[1].split()[0])
@@ -165,7 +165,7 @@ def test_run_tracks_a_real_sequence_turned_into_an_mp4(tmp_path):
     video = write_video(tmp_path / "crossing.mp4", frames)
     boxes = tmp_path / "boxes.txt"
     x, y, w, h = truth[0]
-    assert main(["run", str(video), "--bbox", f"{x},{y},{w},{h}", "--boxes", str(boxes), "--threads", "2"]) == 0
+    assert main(["run", str(video), "--bbox", f"{x},{y},{w},{h}", "--boxes", str(boxes), "--threads", "1"]) == 0
     rows = read_boxes(boxes)
     assert len(rows) == len(frames)
     assert rect_iou(rows[1:, 1:5], truth[1:]).mean() > 0.5
@@ -239,7 +239,9 @@ def test_building_the_model_shows_a_status_line_on_a_terminal(video, clip, tmp_p
     bbox = ",".join(str(v) for v in clip.boxes[0])
     assert main(["run", str(video), "--bbox", bbox, "--boxes", str(tmp_path / "b.txt"), *FAST]) == 0
     assert "building the model (siamfc_lite0_fast, torch backend)" in capsys.readouterr().err
-    assert main(["run", str(video), "--bbox", bbox, "--boxes", str(tmp_path / "b.txt"), "--quiet", *FAST]) == 0
+    # reference_fps 0: no busy-machine note on a loaded machine, whose stderr this test reads whole
+    assert main(["run", str(video), "--bbox", bbox, "--boxes", str(tmp_path / "b.txt"), "--quiet",
+                 "--set", "reference_fps=0", *FAST]) == 0
     assert capsys.readouterr().err == ""
 
 

@@ -18,7 +18,7 @@ from siamtrack.cli import main
 from siamtrack.synthetic import make_clip
 from siamtrack.tracker import SiamFCTracker
 
-FAST = ["--config", "siamfc_lite0_fast", "--threads", "2"]
+FAST = ["--config", "siamfc_lite0_fast", "--threads", "1"]
 STREAM_FRAMES = 90
 
 

@@ -15,7 +15,7 @@ from test_live import free_port, listening, needs, wait_until
 
 KILL_AFTER = 10  # frames read before the server is killed
 OUTAGE = 1.5  # seconds the server stays away before it is restarted
-FAST = ["--config", "siamfc_lite0_fast", "--threads", "2"]
+FAST = ["--config", "siamfc_lite0_fast", "--threads", "1"]
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ from siamtrack.tracker import track_frames
 
 REPO = Path(__file__).resolve().parents[1]
 FAST_CONFIG = "siamfc_lite0_fast"
-FAST = ["--config", FAST_CONFIG, "--threads", "2", "--quiet"]
+FAST = ["--config", FAST_CONFIG, "--threads", "1", "--quiet"]
 CLIP_FRAMES = 40
 STREAM_TIMEOUT_S = 1.0
 SUBPROCESS_TIMEOUT_S = 120  # a generous bound for a CLI process on a loaded 2-core machine

@@ -15,9 +15,10 @@ import torch
 from got10k.utils.metrics import rect_iou
 
 from siamtrack import SiamFCTracker
-from siamtrack.cli import add_tracker_args, tracker_spec
+from siamtrack.cli.options import add_tracker_args, tracker_spec
 from siamtrack.errors import SiamtrackError
 from siamtrack.synthetic import clip_frames
+from siamtrack.threads import use_threads
 
 MIB = 2 ** 20
 
@@ -71,6 +72,7 @@ def main() -> int:
     args = parser.parse_args()
     if not 0 < args.window <= args.frames:
         parser.error(f"--window must be between 1 and --frames ({args.frames})")
+    use_threads(args.threads)
     try:
         tracker = tracker_spec(args).build()
     except SiamtrackError as exc:

@@ -28,9 +28,11 @@ import sys, time
 from siamtrack import TrackerSpec
 from siamtrack.datasets import load_sequences
 from siamtrack.inputs import read_rgb
+from siamtrack.threads import use_threads
+use_threads(int(sys.argv[4]))
 seq = load_sequences(sys.argv[1])[0]
 frames = [read_rgb(p) for p in seq.frames[:int(sys.argv[2])]]
-tracker = TrackerSpec(sys.argv[3], threads=int(sys.argv[4]), device="cpu").build()
+tracker = TrackerSpec(sys.argv[3], device="cpu").build()
 tracker.init(frames[0], seq.boxes[0])
 for frame in frames[1:4]:
     tracker.update(frame)

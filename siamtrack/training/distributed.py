@@ -10,6 +10,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from ..threads import use_threads
+
 LOCALHOST = "127.0.0.1"
 
 
@@ -35,7 +37,7 @@ class DistEnv:
             torch.cuda.set_device(env.local_rank)
         else:
             # processes on one machine share its cores; more threads each would only contend
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+            use_threads(max(1, (os.cpu_count() or 1) // world))
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=env.rank, world_size=world)
         return env
 
