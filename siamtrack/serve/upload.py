@@ -1,0 +1,120 @@
+"""An uploaded video: checked to be one, then tracked from its first frame into the rows of `run --boxes`,
+the annotated mp4 of `run --output` and one JPEG a frame for the page's playback."""
+from __future__ import annotations
+
+import threading
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, ContextManager
+
+import cv2
+import numpy as np
+
+from ..errors import SiamtrackError, SourceError
+from ..run import RunOutputs, annotate
+from ..sources import SNIFF_BYTES, CaptureSource
+from ..tracker import SiamFCTracker, track_frames
+from .frames import encode_jpeg
+from .settings import MAX_FRAME_PIXELS
+
+DEFAULT_FPS = 30.0  # for a video that does not say its frame rate
+UPLOAD_NAME, BOXES_NAME, VIDEO_NAME, FRAMES_DIR = "upload.video", "upload.boxes.txt", "upload.mp4", "frames"
+
+
+class UploadError(SiamtrackError):
+    """An upload that is not a video this server can track: text, no frames, or frames too large."""
+
+
+class UploadTooLarge(UploadError):
+    """An upload past --max-upload-mb."""
+
+
+class UploadBusy(UploadError):
+    """An upload while the session's last one is being tracked."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    width: int
+    height: int
+    fps: float
+    frames: int | None  # as the file states it; None when it does not
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    frames: int  # tracked
+    fps: float  # the tracker's
+    cancelled: bool
+
+
+def frame_path(folder: Path, index: int) -> Path:
+    """The playback JPEG of frame `index` (an int: no request names a path)."""
+    return folder / FRAMES_DIR / f"{int(index)}.jpg"
+
+
+def check_video(path: Path) -> VideoInfo:
+    """The upload's size and rate, once it proved to be a video: not text, opened by OpenCV, two frames read.
+    Its first frame is written as the JPEG the page draws the boxes on."""
+    with path.open("rb") as file:
+        head = file.read(SNIFF_BYTES)
+    if _is_text(head):
+        raise UploadError("the upload is a text file, not a video")
+    capture = cv2.VideoCapture(str(path))
+    try:
+        first_ok, first = capture.read()
+        second_ok = first_ok and capture.read()[0]
+        fps, count = capture.get(cv2.CAP_PROP_FPS), int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    finally:
+        capture.release()
+    if not second_ok:
+        raise UploadError("the upload is not a video OpenCV can read (no frames, one image, or an unknown format)")
+    height, width = first.shape[:2]
+    if width * height > MAX_FRAME_PIXELS:
+        raise UploadError(f"the video's {width}x{height} frames are larger than this server takes "
+                          f"({MAX_FRAME_PIXELS} pixels)")
+    frame_path(path.parent, 0).parent.mkdir(exist_ok=True)
+    frame_path(path.parent, 0).write_bytes(encode_jpeg(cv2.cvtColor(first, cv2.COLOR_BGR2RGB)))
+    return VideoInfo(width, height, fps if 0 < fps < 1000 else DEFAULT_FPS, count if count > 0 else None)
+
+
+def _is_text(head: bytes) -> bool:
+    """Stricter than sources.is_text: an upload may not be an HLS playlist, SDP or concat list either, which
+    would make FFmpeg open the files and URLs they name."""
+    text = head.decode("utf-8", errors="replace").rstrip("\ufffd")  # a character cut at the end is still text
+    return bool(text) and "\ufffd" not in text and all(c.isprintable() or c in "\r\n\t\f" for c in text)
+
+
+def track_upload(tracker: SiamFCTracker, folder: Path, boxes: np.ndarray, progress: Callable[[int, int | None], None],
+                 cancelled: threading.Event, each_frame: Callable[[], ContextManager] = nullcontext) -> UploadResult:
+    """Track `boxes` through the video uploaded to `folder`, from its first frame, writing the boxes file, the
+    annotated video and the playback JPEGs there; `progress(done, total)` after each frame, and each frame's
+    tracking inside `each_frame()`. Stops early, with what it wrote so far, once `cancelled` is set (the
+    session closed)."""
+    source = CaptureSource(str(folder / UPLOAD_NAME), "the upload", is_live=False, default_fps=DEFAULT_FPS)
+    outputs = RunOutputs(str(folder / VIDEO_NAME), str(folder / BOXES_NAME), source.fps)
+    tracked = track_frames(tracker, source, boxes)
+    frames, seconds = 0, 0.0
+    try:
+        while True:
+            with each_frame():
+                step = next(tracked, None)
+            if step is None:
+                break
+            index, frame, found, scores, spent = step
+            frames, seconds = frames + 1, seconds + spent
+            lost = tracker.lost & (index > 0)
+            shown = annotate(frame, tracker.ids, found, scores, lost, frames / max(seconds, 1e-9))
+            outputs.write(source.frame_index, tracker.ids, found, scores, shown)
+            frame_path(folder, source.frame_index).write_bytes(encode_jpeg(frame))
+            progress(frames, source.frame_count)
+            if cancelled.is_set():
+                break
+    except SourceError as exc:
+        raise UploadError(f"{exc}; stopped after {frames} frame(s)") from None
+    finally:
+        outputs.close()
+        source.close()
+    return UploadResult(frames, frames / max(seconds, 1e-9), cancelled.is_set())
+
