@@ -1,4 +1,4 @@
-"""An evaluation's scores as data (`Summary`), and as a Markdown table and success/precision plots."""
+"""An evaluation's scores as data (`Summary`), and as Markdown tables and success/precision plots."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -11,6 +11,7 @@ from .text import plural
 
 COLUMN_TITLES = {
     "success_auc": "Success AUC", "precision": "Precision@20px", "norm_precision": "Norm. precision",
+    "norm_precision_20": "Norm. precision@0.2",
     "size_bound": "AUC, true sizes at its centres",
     "ao": "AO (got10k)", "sr50": "SR0.5 (got10k)", "accuracy": "Accuracy (got10k)",
     "robustness": "Robustness (got10k)", "failures": "Failures", "fps": "FPS",
@@ -27,7 +28,12 @@ class Summary:
     sequences: dict[str, dict[str, dict[str, float]]]    # sequence -> tracker -> column -> value
     curves: dict[str, Curves] = field(default_factory=dict)  # tracker -> mean curves (one-pass benchmarks)
     report: dict | None = None                           # got10k's performance (also in its report folder)
-    files: list[Path] = field(default_factory=list)      # what write_summary wrote
+    failed: dict[str, dict[str, str]] = field(default_factory=dict)  # sequence -> tracker -> why: not scored
+    attributes: dict[str, dict[str, float]] = field(default_factory=dict)  # attribute -> "sequences" and
+                                                                           # tracker -> success AUC (LaSOT)
+    notes: dict[str, str] = field(default_factory=dict)  # tracker -> the busy-machine note on its fps
+    submissions: list[Path] = field(default_factory=list)  # archives for a benchmark's server (TrackingNet)
+    files: list[Path] = field(default_factory=list)      # what write_summary wrote, and the submissions
 
 
 def _cell(value: float) -> str:
@@ -52,9 +58,27 @@ def sequence_table(summary: Summary) -> str:
                            for name, scores in summary.sequences.items() for t in summary.trackers])
 
 
+def attribute_table(summary: Summary) -> str:
+    return markdown_table(["Attribute", "Sequences"] + summary.trackers,
+                          [[name, str(scores["sequences"])] + [_cell(scores[t]) for t in summary.trackers]
+                           for name, scores in summary.attributes.items()])
+
+
+def failure_table(summary: Summary) -> str:
+    return markdown_table(["Sequence", "Tracker", "Why"],
+                          [[name, tracker, why.replace("|", "/")]
+                           for name, reasons in summary.failed.items() for tracker, why in reasons.items()])
+
+
 def summary_markdown(summary: Summary) -> str:
-    return (f"# {summary.benchmark}: {plural(len(summary.sequences), 'sequence')}\n\n{overall_table(summary)}\n\n"
-            f"## Per sequence\n\n{sequence_table(summary)}\n")
+    text = (f"# {summary.benchmark}: {plural(len(summary.sequences), 'sequence')}\n\n{overall_table(summary)}\n")
+    if summary.attributes:
+        text += f"\n## Success AUC per attribute\n\n{attribute_table(summary)}\n"
+    text += f"\n## Per sequence\n\n{sequence_table(summary)}\n"
+    if summary.failed:
+        text += (f"\n## Not scored: {plural(len(summary.failed), 'sequence')} failed\n\n"
+                 f"{failure_table(summary)}\n")
+    return text
 
 
 def _plot(curves: dict[str, np.ndarray], scores: dict[str, float], thresholds: np.ndarray,
@@ -92,5 +116,5 @@ def write_summary(summary: Summary, out_dir: str | Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     table = out_dir / "summary.md"
     table.write_text(summary_markdown(summary))
-    summary.files = [table] + plot_curves(summary, out_dir)
+    summary.files = [table] + plot_curves(summary, out_dir) + summary.submissions
     return summary.files

@@ -5,20 +5,21 @@ import cv2
 import numpy as np
 import pytest
 
-from siamtrack.datasets import detect_layout, list_frames, load_many, load_sequences
+from siamtrack.datasets import detect_layout, list_frames, load_many, load_sequences, read_frame, read_frames
 from siamtrack.errors import SourceError
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 FRAME = np.zeros((12, 16, 3), np.uint8)
 
 
-def write_frames(folder: Path, count: int, pattern: str = "{:08d}.jpg") -> None:
+def write_frames(folder: Path, count: int, pattern: str = "{:08d}.jpg", first: int = 1) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    for i in range(1, count + 1):
+    for i in range(first, first + count):
         cv2.imwrite(str(folder / pattern.format(i)), FRAME)
 
 
 def write_lines(path: Path, lines: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -158,3 +159,101 @@ def test_real_train_mini_reads_with_one_based_boxes_shifted():
 def test_real_otb_mini_reads():
     seqs = load_sequences(DATA / "otb_mini")
     assert len(seqs) == 13 and sum(len(s) for s in seqs) == 4055
+
+
+# --- LaSOT and TrackingNet layouts
+
+def make_lasot(root: Path) -> Path:
+    """Two LaSOT sequences of one class: frames in img/, comma-separated 1-based boxes, one-line flags."""
+    for name, frames in (("cat-1", 3), ("cat-2", 2)):
+        write_frames(root / "cat" / name / "img", frames)
+        write_lines(root / "cat" / name / "groundtruth.txt", [f"{i + 1},{i + 2},5,6" for i in range(frames)])
+    write_lines(root / "cat" / "cat-1" / "full_occlusion.txt", ["0,1,0"])
+    write_lines(root / "cat" / "cat-1" / "out_of_view.txt", ["0,0,1"])
+    write_lines(root / "cat" / "cat-2" / "full_occlusion.txt", ["0,0"])
+    return root
+
+
+def make_trackingnet(root: Path) -> Path:
+    """A TEST chunk (first boxes only) and a TRAIN_0 chunk (every box), frames numbered from 0."""
+    for chunk, lines in (("TEST", ["3,4,5,6"]), ("TRAIN_0", ["3,4,5,6", "4,4,5,6", "5,4,5,6"])):
+        write_frames(root / chunk / "frames" / "clip", 3, "{}.jpg", first=0)
+        write_lines(root / chunk / "anno" / "clip.txt", lines)
+    return root
+
+
+def test_lasot_reads_one_based_boxes_flags_and_attributes(tmp_path):
+    root = make_lasot(tmp_path)
+    assert detect_layout(root) == "lasot"
+    cat1, cat2 = load_sequences(root)
+    assert (cat1.name, cat1.layout, cat1.one_based) == ("cat-1", "lasot", True)
+    np.testing.assert_array_equal(cat1.boxes[0], [0, 1, 5, 6])
+    assert cat1.absent.tolist() == [False, True, True]  # fully occluded, then out of view
+    assert cat1.attributes == ("Full Occlusion", "Out-of-View") and cat2.attributes == ()
+    assert [p.name for p in cat1.frames] == ["00000001.jpg", "00000002.jpg", "00000003.jpg"]
+
+
+def test_lasot_toolkit_attribute_files_and_test_list_choose_attributes_and_split(tmp_path):
+    root = make_lasot(tmp_path)
+    write_lines(root / "att" / "cat-2.txt", ["1,0,0,0,0,0,0,0,0,0,0,0,1,0"])  # the toolkit's 14 flags
+    write_lines(root / "testing_set.txt", ["cat-2"])
+    (test,) = load_sequences(root, split="test")
+    assert test.name == "cat-2" and test.attributes == ("Illumination Variation", "Low Resolution")
+    assert [s.name for s in load_sequences(root)] == ["cat-1"]  # train: the sequences it does not list
+    write_lines(root / "testing_set.txt", ["cat-2", "dog-7"])
+    with pytest.raises(SourceError, match="testing_set.txt: lists 'dog-7'"):
+        load_sequences(root, split="test")
+
+
+def test_lasot_flags_must_match_the_frames(tmp_path):
+    root = make_lasot(tmp_path)
+    write_lines(root / "cat" / "cat-1" / "out_of_view.txt", ["0,0"])
+    with pytest.raises(SourceError, match=r"out_of_view.txt: 2 lines for 3 frames"):
+        load_sequences(root)
+    write_lines(root / "cat" / "cat-1" / "out_of_view.txt", ["0,2,0"])
+    with pytest.raises(SourceError, match=r"out_of_view.txt: expected 0 or 1 values, got '2'"):
+        load_sequences(root)
+
+
+def test_trackingnet_chunks_and_a_test_split_that_gives_first_boxes_only(tmp_path):
+    root = make_trackingnet(tmp_path)
+    assert detect_layout(root) == "trackingnet_root" and detect_layout(root / "TEST") == "trackingnet"
+    (train,) = load_sequences(root)
+    (test,) = load_sequences(root, split="test")
+    assert (train.layout, train.one_based, test.name) == ("trackingnet", False, "clip")
+    np.testing.assert_array_equal(train.boxes[2], [5, 4, 5, 6])  # 0-based, as written
+    assert [p.name for p in test.frames] == ["0.jpg", "1.jpg", "2.jpg"]
+    np.testing.assert_array_equal(test.boxes[0], [3, 4, 5, 6])
+    assert np.isnan(test.boxes[1:]).all() and test.absent.tolist() == [False, True, True]
+
+
+# --- frames as the tracker consumes them
+
+def test_frames_are_read_in_order_a_few_ahead_of_the_consumer(tmp_path):
+    write_frames(tmp_path, 30)
+    paths = list_frames(tmp_path)
+    started = []
+
+    def read(path):
+        started.append(path)
+        return read_frame(path)
+
+    for consumed, frame in enumerate(read_frames(paths, depth=3, read=read), start=1):
+        assert frame.shape == (12, 16, 3) and frame.dtype == np.uint8
+        assert len(started) <= consumed + 3  # never more than 3 frames beyond those handed out
+    assert started == paths
+    stopped = read_frames(paths, depth=3, read=read)
+    started.clear()
+    next(stopped)
+    stopped.close()  # a tracker that stops early: nothing more is read
+    assert len(started) <= 1 + 3
+
+
+def test_an_unreadable_frame_fails_where_it_comes(tmp_path):
+    write_frames(tmp_path, 4)
+    bad = list_frames(tmp_path)[2]
+    bad.write_bytes(b"not a jpeg")
+    frames = read_frames(list_frames(tmp_path))
+    assert next(frames).shape == next(frames).shape == (12, 16, 3)
+    with pytest.raises(SourceError, match=rf"{bad.name}: cannot read the frame"):
+        next(frames)

@@ -1,9 +1,14 @@
 """Evaluation: metrics by hand and against got10k, benchmark layouts built in tmp_path from an OTB-layout
 folder, box conventions, OpenCV baselines, parallel == serial, resume, and a short real run."""
+import io
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
+import zipfile
 from pathlib import Path
 
 import cv2
@@ -19,14 +24,17 @@ from siamtrack.checkpoint import save_atomic
 from siamtrack.config import load_config
 from siamtrack.datasets import ONE_BASED, load_sequences
 from siamtrack.errors import EvaluationError, SiamtrackError
-from siamtrack.evaluation import evaluate, plan
-from siamtrack.experiments import open_benchmark
+from siamtrack.evaluation import evaluate, plan, summarize
+from siamtrack.experiments import PARTIAL, open_benchmark, write_atomic
 from siamtrack.metrics import overlaps, sequence_curves
+from siamtrack.report import summary_markdown
 from siamtrack.models import SiameseNet
 from siamtrack.registry import build_tracker
 from siamtrack.synthetic import make_clip
 
+REPO = Path(__file__).resolve().parents[1]
 FRAMES = 12  # per synthetic sequence: enough to move, short enough for a quick test
+SUBPROCESS_TIMEOUT_S = 120  # a generous bound for a CLI process on a loaded 2-core machine
 SEQUENCES = {"alpha": 0, "beta": 1}  # name -> seed of its synthetic clip
 
 
@@ -193,20 +201,41 @@ def test_trackers_get_0_based_boxes_and_results_keep_the_benchmarks_convention(o
 
 
 @pytest.mark.parametrize("dataset", ["otb", "got10k"])
-def test_result_folders_exist_before_got10k_makes_them(otb, tmp_path, dataset):
-    # got10k's check-then-makedirs raced between two eval workers (FileExistsError on 'times')
+def test_a_job_writes_nothing_where_results_go_and_the_driver_keeps_its_files_whole(otb, tmp_path, dataset):
+    """A job (on a worker, a node) hands its files back; only `store` writes them, and then the marker."""
     root = otb if dataset == "otb" else write_got10k_val(otb, tmp_path / "got10k")
     benchmark = open_benchmark(dataset, root, tmp_path / "out")
-    _, times = benchmark.result_files("probe", benchmark.seq_names[0])
-    seen = {}
+    name = benchmark.seq_names[0]
+    files = benchmark.track(Probe(), "probe", 0)
+    assert not (tmp_path / "out").exists()
+    benchmark.store("probe", name, files)
+    records, times = benchmark.result_files("probe", name)
+    assert {Path(path).relative_to(benchmark.experiment.result_dir).as_posix(): Path(path).read_bytes()
+            for path in [*records, times]} == files
+    assert benchmark.marker("probe", name).is_file()
+    assert not list((tmp_path / "out").rglob(f"*{PARTIAL}"))
 
-    class FolderWitness(Probe):
-        def init(self, image, box):
-            seen["times folder"] = Path(times).parent.is_dir()
-            super().init(image, box)
 
-    benchmark.run_sequence(FolderWitness(), "probe", 0)
-    assert seen == {"times folder": True}
+def test_a_file_is_written_whole_or_not_at_all_and_partial_files_are_discarded(tmp_path, monkeypatch):
+    target = tmp_path / "results" / "seq.txt"
+
+    def interrupted(self, data):  # Ctrl-C in the middle of writing the file
+        Path.write_text(self, "1,2,")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "write_bytes", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic(target, b"1,2,3,4\n")
+    monkeypatch.undo()
+    assert list(target.parent.iterdir()) == []
+    write_atomic(target, b"1,2,3,4\n")
+    assert target.read_bytes() == b"1,2,3,4\n"
+    left = tmp_path / "progress" / "OTB" / "kcf" / f".alpha.123{PARTIAL}"  # as a killed process leaves one
+    left.parent.mkdir(parents=True)
+    left.write_text("")
+    benchmark = open_benchmark("otb", write_otb(tmp_path / "otb"), tmp_path)
+    benchmark.discard_partial_files()
+    assert not left.exists() and target.exists()
 
 
 def test_otb_convention_agrees_with_the_dataset_reader(otb):
@@ -252,6 +281,50 @@ def test_vot_runs_and_reports_failures_on_numpy_2(tmp_path):
     assert summary.sequences[name]["runaway"]["failures"] == 1
     assert summary.overall["runaway"]["robustness"] > 0
     assert summary.overall["runaway"]["accuracy"] == pytest.approx(1)  # the scene is still
+
+
+# --- LaSOT, as its toolkit scores it
+
+def write_lasot(root: Path, sequences: dict[str, tuple[np.ndarray, dict[str, list[int]]]]) -> Path:
+    """LaSOT sequences cat-N: blank frames, 1-based ground truth and the frames flagged in each flag file."""
+    for name, (truth, flagged) in sequences.items():
+        folder = root / "cat" / name
+        (folder / "img").mkdir(parents=True)
+        for i in range(1, len(truth) + 1):
+            cv2.imwrite(str(folder / "img" / f"{i:08d}.jpg"), np.zeros((64, 80, 3), np.uint8))
+        np.savetxt(folder / "groundtruth.txt", truth, fmt="%g", delimiter=",")
+        for file in ("full_occlusion.txt", "out_of_view.txt"):
+            marks = np.zeros(len(truth), int)
+            marks[flagged.get(file, [])] = 1
+            (folder / file).write_text(",".join(map(str, marks)) + "\n")
+    return root
+
+
+def test_lasot_scores_as_its_toolkit_absent_frames_fail_and_a_box_of_no_size_holds(tmp_path):
+    visible = np.tile([11.0, 11.0, 20.0, 20.0], (10, 1))
+    hidden = visible.copy()
+    hidden[[3, 4, 5]] = 0  # LaSOT's boxes where the target is not visible
+    sequences = {"cat-1": (hidden, {"full_occlusion.txt": [3, 4], "out_of_view.txt": [5]}), "cat-2": (visible, {})}
+    benchmark = open_benchmark("lasot", write_lasot(tmp_path / "lasot", sequences), tmp_path / "out")
+    for name in benchmark.seq_names:
+        boxes = visible.copy()
+        if name == "cat-1":
+            boxes[[3, 4, 5]] = [300, 300, 5, 5]  # frames without a visible target fail, whatever the box
+        boxes[7] = np.nan  # no box: the toolkit takes frame 6's, which is right
+        benchmark.experiment._record(benchmark.result_files("exact", name)[0][0], boxes, np.full(10, 0.01))
+    summary = summarize(benchmark, ["exact"])
+    # cat-1: 7 of 10 frames visible, each with IoU 1 (above 20 of the 21 thresholds) and no centre error
+    cat1, cat2 = (summary.sequences[name]["exact"] for name in ("cat-1", "cat-2"))
+    assert cat1["success_auc"] == pytest.approx(7 / 10 * 20 / 21)
+    assert cat1["precision"] == pytest.approx(7 / 10) and cat1["norm_precision_20"] == pytest.approx(7 / 10)
+    assert cat2["success_auc"] == pytest.approx(20 / 21) and cat2["precision"] == 1
+    assert summary.overall["exact"]["success_auc"] == pytest.approx((7 / 10 + 1) / 2 * 20 / 21)
+    assert summary.columns == ["success_auc", "precision", "norm_precision_20", "size_bound", "fps"]
+    # cat-1 has frames fully occluded and out of view: its attributes; cat-2 none
+    assert summary.attributes == {attribute: {"sequences": 1, "exact": pytest.approx(cat1["success_auc"])}
+                                  for attribute in ("Full Occlusion", "Out-of-View")}
+    assert summary.report is None  # got10k does not score LaSOT: ours alone
+    assert "## Success AUC per attribute" in summary_markdown(summary)
 
 
 # --- baselines
@@ -341,6 +414,36 @@ def test_bad_input_is_a_one_line_error(otb, tmp_path):
         assert "\n" not in str(error.value)
 
 
+def test_bad_data_fails_its_sequence_alone_reported_in_the_summary_and_resumable(otb, tmp_path, capsys):
+    from siamtrack.cli import main
+    root = tmp_path / "otb"
+    shutil.copytree(otb, root)
+    shutil.copytree(otb / "alpha", root / "gamma")
+    truth = root / "alpha" / "groundtruth_rect.txt"
+    good_truth = truth.read_text()
+    lines = good_truth.splitlines()
+    truth.write_text("\n".join(lines[:2] + ["1,2,x,4"] + lines[3:]) + "\n")  # a malformed line
+    frame = root / "beta" / "img" / "0005.jpg"
+    good_frame = frame.read_bytes()
+    frame.write_bytes(b"not a jpeg")  # an unreadable frame, found by the job as it reaches it
+    out = tmp_path / "out"
+    args = ["eval", "--dataset", "otb", "--root", str(root), "--trackers", "kcf,csrt", "--out", str(out), "--quiet"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "not scored: alpha: " in err and "groundtruth_rect.txt:3: expected 4 or 8 numbers" in err
+    assert "not scored: beta: " in err and "0005.jpg: cannot read the frame" in err and "(kcf, csrt)" in err
+    summary_md = (out / "summary.md").read_text()
+    assert "# OTB: 1 sequence" in summary_md and "## Not scored: 2 sequences failed" in summary_md
+    assert "| gamma | kcf |" in summary_md and "| beta | csrt | " in summary_md
+    gamma = out / "results" / "OTB" / "kcf" / "gamma.txt"
+    gamma_mtime = gamma.stat().st_mtime_ns
+    truth.write_text(good_truth)
+    frame.write_bytes(good_frame)
+    assert main(args + ["--resume"]) == 0
+    assert gamma.stat().st_mtime_ns == gamma_mtime  # finished before: not run again
+    assert "# OTB: 3 sequences" in (out / "summary.md").read_text()
+
+
 @pytest.mark.parametrize("trackers, extra, message", [
     ("kcf,ALEXNET.yaml", [], "config file not found: ALEXNET.yaml"),
     ("siamfc_alexnet", [], "no weights ship for config 'siamfc_alexnet'"),
@@ -398,6 +501,63 @@ def test_real_run_on_two_short_otb_mini_sequences(tmp_path):
     assert set(report) == set(trackers)
 
 
+def otb_mini_frames(name: str, frames: int) -> tuple[list[Path], np.ndarray]:
+    """The first frames of an otb_mini sequence and their 1-based boxes."""
+    seq = load_sequences(require(OTB_MINI) / name)[0]
+    return seq.frames[:frames], seq.to_source(seq.boxes[:frames])
+
+
+@pytest.mark.slow
+def test_lasot_layout_made_from_otb_mini_frames(tmp_path):
+    root = tmp_path / "LaSOT"
+    for number, name in enumerate(["Crossing", "DragonBaby"], start=1):
+        folder = root / "person" / f"person-{number}"
+        (folder / "img").mkdir(parents=True)
+        paths, boxes = otb_mini_frames(name, 30)
+        for i, path in enumerate(paths, start=1):
+            shutil.copy(path, folder / "img" / f"{i:08d}.jpg")
+        np.savetxt(folder / "groundtruth.txt", boxes, fmt="%g", delimiter=",")
+        occluded = np.zeros(30, int)
+        occluded[10:13] = number == 1
+        (folder / "full_occlusion.txt").write_text(",".join(map(str, occluded)) + "\n")
+        (folder / "out_of_view.txt").write_text(",".join(["0"] * 30) + "\n")
+    summary = evaluate("lasot", root, ["kcf"], tmp_path / "out")
+    scores = summary.overall["kcf"]
+    assert 0 < scores["success_auc"] <= 1 and 0 < scores["norm_precision_20"] <= 1 and scores["fps"] > 0
+    assert summary.attributes == {"Full Occlusion": {
+        "sequences": 1, "kcf": pytest.approx(summary.sequences["person-1"]["kcf"]["success_auc"])}}
+    assert (tmp_path / "out" / "results" / "LaSOT" / "kcf" / "person-2.txt").is_file()
+    assert "| Full Occlusion | 1 |" in (tmp_path / "out" / "summary.md").read_text()
+
+
+@pytest.mark.slow
+def test_trackingnet_test_chunk_gives_the_servers_archive_and_a_train_chunk_scores(tmp_path):
+    root = tmp_path / "TrackingNet"
+    names = ["Crossing", "DragonBaby"]
+    for chunk in ("TEST", "TRAIN_0"):
+        for name in names:
+            paths, boxes = otb_mini_frames(name, 20)
+            (root / chunk / "frames" / name).mkdir(parents=True)
+            for i, path in enumerate(paths):  # TrackingNet numbers frames from 0
+                shutil.copy(path, root / chunk / "frames" / name / f"{i}.jpg")
+            zero_based = boxes - [1, 1, 0, 0]
+            (root / chunk / "anno").mkdir(exist_ok=True)
+            np.savetxt(root / chunk / "anno" / f"{name}.txt", zero_based[:1] if chunk == "TEST" else zero_based,
+                       fmt="%g", delimiter=",")
+    test = evaluate("trackingnet", root, ["kcf"], tmp_path / "test")  # the top folder: its TEST chunk
+    assert test.columns == ["fps"] and test.submissions == [tmp_path / "test" / "reports" / "TrackingNet" / "kcf.zip"]
+    with zipfile.ZipFile(test.submissions[0]) as archive:
+        assert archive.namelist() == [f"{name}.txt" for name in names]
+        for name in names:
+            member = archive.read(f"{name}.txt")
+            assert member == (tmp_path / "test" / "results" / "TrackingNet" / "kcf" / f"{name}.txt").read_bytes()
+            rows = np.loadtxt(io.BytesIO(member), delimiter=",")
+            given = np.loadtxt(root / "TEST" / "anno" / f"{name}.txt", delimiter=",")
+            assert rows.shape == (20, 4) and np.allclose(rows[0], given)
+    train = evaluate("trackingnet", root / "TRAIN_0", ["kcf"], tmp_path / "train")
+    assert 0 < train.overall["kcf"]["success_auc"] <= 1 and "norm_precision" in train.columns
+
+
 # --- command line and tools
 
 def test_cli_eval_prints_the_table_and_resumes_only_when_asked(otb, tmp_path, capsys):
@@ -427,6 +587,72 @@ def test_cli_eval_backend_reaches_every_siamtrack_model(otb, tmp_path, monkeypat
                  "--config", "siamfc_lite0_fast", "--backend", "eager", "--out", str(tmp_path / "out"),
                  "--quiet"]) == 0
     assert set(built) == {("siamtrack", "eager"), ("siamfc_lite0_fast", "eager")}
+
+
+def write_clips(root: Path, count: int, frames: int) -> Path:
+    """`count` synthetic OTB sequences seq0, seq1, ... of `frames` frames each."""
+    for seed in range(count):
+        clip = make_clip(num_frames=frames, seed=seed)
+        (root / f"seq{seed}" / "img").mkdir(parents=True)
+        for i, frame in enumerate(clip.frames, start=1):
+            cv2.imwrite(str(root / f"seq{seed}" / "img" / f"{i:04d}.jpg"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        np.savetxt(root / f"seq{seed}" / "groundtruth_rect.txt", clip.boxes + [1, 1, 0, 0], fmt="%g", delimiter=",")
+    return root
+
+
+@pytest.mark.slow
+def test_sigterm_mid_run_keeps_no_half_written_file_and_resume_recomputes_nothing_finished(tmp_path):
+    from siamtrack.cli import main
+    count, frames = 6, 30
+    root = write_clips(tmp_path / "otb", count, frames)
+    out = tmp_path / "out"
+    args = ["eval", "--dataset", "otb", "--root", str(root), "--trackers", "siamfc_lite0_fast", "--out", str(out),
+            "--quiet"]
+    markers = out / "progress" / "OTB" / "siamfc_lite0_fast"
+    run = subprocess.Popen([sys.executable, "-m", "siamtrack", *args], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        deadline = time.monotonic() + SUBPROCESS_TIMEOUT_S
+        while not (markers.is_dir() and any(markers.iterdir())):
+            assert run.poll() is None and time.monotonic() < deadline, "the evaluation ended before a SIGTERM"
+            time.sleep(0.05)
+        run.send_signal(signal.SIGTERM)  # as `kill`, a scheduler's or a container's stop sends it
+        _, err = run.communicate(timeout=SUBPROCESS_TIMEOUT_S)
+    finally:
+        run.kill()
+    assert run.returncode == 130 and err.strip().endswith("siamtrack: interrupted"), err
+    assert not list(out.rglob(f"*{PARTIAL}"))
+    results = out / "results" / "OTB" / "siamfc_lite0_fast"
+    kept = sorted(results.rglob("*.txt"))
+    assert all(len(path.read_text().splitlines()) == frames for path in kept)  # whole, every one
+    finished = {p.name: (results / f"{p.name}.txt").stat().st_mtime_ns for p in markers.iterdir()}
+    assert 1 <= len(finished) < count
+    assert main(args + ["--resume"]) == 0
+    assert {p.name for p in markers.iterdir()} == {f"seq{s}" for s in range(count)}
+    assert {name: (results / f"{name}.txt").stat().st_mtime_ns for name in finished} == finished
+
+
+def test_each_job_sets_its_share_of_the_cpu_threads_and_the_callers_come_back(otb, tmp_path, monkeypatch):
+    from siamtrack import evaluation
+    calls, real = [], evaluation.use_threads
+
+    def spy(threads):
+        calls.append(threads)
+        real(threads)
+
+    monkeypatch.setattr(evaluation, "use_threads", spy)
+    before = torch.get_num_threads()
+    evaluate("otb", otb, ["kcf"], tmp_path / "out", workers=1, threads=3)
+    assert calls == [3] * len(SEQUENCES) + [before] and torch.get_num_threads() == before
+
+
+def test_the_progress_bar_counts_the_nodes_that_ran_jobs(capsys):
+    from siamtrack.cli.eval import progress_bar
+    from siamtrack.evaluation import Job, JobResult
+    results = [JobResult(Job("kcf", i, f"s{i}"), {}, None, node) for i, node in enumerate(["a1", "b2", "a1"])]
+    assert list(progress_bar(iter(results), 3, quiet=False, show_nodes=True)) == results
+    err = capsys.readouterr().err
+    assert "3/3" in err and "2 nodes" in err
 
 
 @pytest.mark.parametrize("dataset", ["otb", "got10k", "vot"])
