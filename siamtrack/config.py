@@ -24,6 +24,12 @@ class ModelConfig:
     exemplar_crop: int = 0
     xcorr: str = "plain"
     input_norm: str = "inception"  # Lite0 trunks: the input normalisation (inception or imagenet)
+    # a second, shallower level of features whose response is fused with the trunk's (track.fusion_weight):
+    # none; blocks: the trunk's own output after its first fusion_blocks blocks (the same pass); branch: the
+    # trunk of the model that fusion_branch names (a shipped config or a YAML path), run on the same crops
+    fusion: str = "none"
+    fusion_blocks: int = 5
+    fusion_branch: str = "siamfc_lite0_fast"
 
 
 @dataclass
@@ -55,9 +61,18 @@ class TrackConfig:
     window_influence: float = 0.176
     min_size: float = 4.0
     max_size_ratio: float = 1.0
-    lost_ratio: float = 0.5
+    # `lost` (siamtrack/tracker.py, chosen with tools/lost_signal.py): the score under lost_ratio x the first
+    # update's, or under lost_drop x the median of the last lost_window scores of updates not judged lost; 0: off
+    lost_ratio: float = 0.3
+    lost_drop: float = 0.5
+    lost_window: int = 10
     int8_calibration_frames: int = 32
     cpu_search_batch: int = 3  # search crops per backbone call on a CPU (0: all at once); see Engine
+    # with model.fusion: the deep level's share of the fused response, 0-1 (1: the deep level alone)
+    fusion_weight: float = 1.0
+    # each frame and target, the share moves with how sharp each level's response is (fusion_weight: its
+    # value where both are as sharp; siamtrack/fusion.py)
+    fusion_adaptive: bool = False
     scale_filter: str = "none"  # none: the pyramid alone sizes the box; dsst: a DSST filter refines its size
     dsst: DSSTConfig = field(default_factory=DSSTConfig)
 
@@ -110,6 +125,7 @@ _CHOICES = {"model.xcorr": ("plain", "normalized"),
             "track.scale_mode": ("pyramid", "exemplar"),
             "track.scale_filter": ("none", "dsst"),
             "model.input_norm": ("inception", "imagenet"),
+            "model.fusion": ("none", "blocks", "branch"),
             "train.loss": ("logistic", "contrastive", "triplet")}
 
 # allowed ranges, as (wording, test, keys): a value outside them fails later, deep inside the model,
@@ -117,18 +133,20 @@ _CHOICES = {"model.xcorr": ("plain", "normalized"),
 _RANGES = (
     ("> 0", lambda v: v > 0, {
         "model.out_scale", "track.exemplar_size", "track.search_size", "track.response_up",
-        "track.scale_num", "track.scale_step", "track.min_size", "track.max_size_ratio", "track.dsst.scales",
+        "track.scale_num", "track.scale_step", "track.min_size", "track.max_size_ratio", "track.lost_window",
+        "track.dsst.scales",
         "track.dsst.interpolated", "track.dsst.step", "track.dsst.sigma", "track.dsst.model_area", "track.dsst.cell",
-        "train.epochs", "train.batch_size", "train.lr_start", "train.lr_end", "train.max_gap",
+        "model.fusion_blocks", "train.epochs", "train.batch_size", "train.lr_start", "train.lr_end", "train.max_gap",
         "train.positive_radius", "train.pairs_per_epoch", "train.log_interval"}),
     (">= 0", lambda v: v >= 0, {
-        "reference_fps", "model.adjust", "model.exemplar_crop", "track.context", "track.lost_ratio",
+        "reference_fps", "model.adjust", "model.exemplar_crop", "track.context", "track.lost_ratio", "track.lost_drop",
         "track.cpu_search_batch", "track.dsst.regularisation", "track.dsst.min_area", "train.margin",
         "train.weight_decay", "train.num_workers", "train.seed", "train.val_pairs", "train.translate",
         "train.backbone_lr"}),
     ("between 0 and 1", lambda v: 0 <= v <= 1, {
         "track.scale_penalty", "track.scale_lr", "track.window_influence", "track.dsst.learning_rate",
-        "train.momentum", "train.val_fraction", "train.stretch", "train.color_jitter", "train.gray_prob"}),
+        "track.fusion_weight", "train.momentum", "train.val_fraction", "train.stretch", "train.color_jitter",
+        "train.gray_prob"}),
 )
 
 

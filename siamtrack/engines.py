@@ -31,6 +31,7 @@ from .config import Config, TrackConfig
 from .errors import ConfigError
 from .models import SiameseNet
 from .models.backbones import INPUT_NORMS
+from .models.levels import TwoLevelNet
 
 EXACT_BACKENDS = ("eager", "torch", "onnxruntime")  # the same boxes, to float rounding
 BACKENDS = (*EXACT_BACKENDS, "onnxruntime-int8")
@@ -38,6 +39,7 @@ DEFAULT_BACKEND = "torch"  # the fastest backend that needs nothing beyond torch
 ONNX_OPSET = 17
 # each exported branch, as <branch>.onnx: its input and output names
 ONNX_NAMES = {"exemplar": ("exemplar", "kernel"), "search": ("search", "features")}
+FUSION_OUTPUT = "fusion_{}"  # a fused model's (model.fusion) second output: its second level's kernel or features
 # TorchScript's profiling executor specialises a graph over its first calls; run them at build time
 # so that no tracked frame pays for them.
 TORCHSCRIPT_PROFILING_RUNS = 2
@@ -93,14 +95,22 @@ class Engine(nn.Module):
     def embed_exemplar(self, z: torch.Tensor) -> torch.Tensor:
         return self.embed_z(z)
 
-    def embed_search(self, x: torch.Tensor) -> torch.Tensor:
+    def embed_search(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         if not self.search_batch or x.shape[0] <= self.search_batch:
             return self.embed_x(x)
         # each part copied out: the onnxruntime branches hand back one output buffer, call after call
-        return torch.cat([self.embed_x(part).clone() for part in x.split(self.search_batch)])
+        parts = [copied(self.embed_x(part)) for part in x.split(self.search_batch)]
+        if isinstance(parts[0], tuple):  # two levels of features (model.fusion): joined level by level
+            return tuple(torch.cat(level) for level in zip(*parts))
+        return torch.cat(parts)
 
     def correlate(self, kernel: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         return self.head(kernel, features)
+
+
+def copied(outputs: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor | tuple[torch.Tensor, ...]:
+    """A copy of a branch's output, or of each level's (model.fusion)."""
+    return tuple(o.clone() for o in outputs) if isinstance(outputs, tuple) else outputs.clone()
 
 
 def fold_batchnorm(net: SiameseNet) -> SiameseNet:
@@ -168,16 +178,23 @@ def import_onnx(module: str):
                           f"({module} is not installed): pip install 'siamtrack[onnx]'") from None
 
 
-def export_branch(branch: nn.Module, example: torch.Tensor, names: tuple[str, str], target) -> None:
-    """Write `branch` as ONNX (opset ONNX_OPSET) to a path or file object, its batch dimension dynamic.
+def onnx_names(kind: str, net: nn.Module) -> tuple[str, ...]:
+    """A branch's input name and its output names: one output, or one a level with model.fusion."""
+    name, output = ONNX_NAMES[kind]
+    return (name, output, FUSION_OUTPUT.format(output)) if isinstance(net, TwoLevelNet) else (name, output)
+
+
+def export_branch(branch: nn.Module, example: torch.Tensor, names: tuple[str, ...], target) -> None:
+    """Write `branch` as ONNX (opset ONNX_OPSET) to a path or file object, its batch dimension dynamic;
+    `names`: its input's, then its outputs'.
 
     This is the TorchScript-based exporter: the torch.export-based one needs onnxscript as well.
     """
     import_onnx("onnx")
     batch = {0: "batch"}
     with quiet_tracing(), torch.no_grad():
-        torch.onnx.export(branch, (example,), target, input_names=[names[0]], output_names=[names[1]],
-                          dynamic_axes={names[0]: batch, names[1]: batch}, opset_version=ONNX_OPSET, dynamo=False)
+        torch.onnx.export(branch, (example,), target, input_names=[names[0]], output_names=list(names[1:]),
+                          dynamic_axes={name: batch for name in names}, opset_version=ONNX_OPSET, dynamo=False)
 
 
 def onnx_inputs(cfg: Config) -> str:
@@ -196,7 +213,7 @@ def export_onnx(net: SiameseNet, track: TrackConfig, out_dir: str | Path) -> dic
     out.mkdir(parents=True, exist_ok=True)
     paths = {kind: out / f"{kind}.onnx" for kind in ONNX_NAMES}
     for kind, (branch, example) in cpu_branches(net, track).items():
-        export_branch(branch, example, ONNX_NAMES[kind], paths[kind])
+        export_branch(branch, example, onnx_names(kind, net), paths[kind])
     return paths
 
 
@@ -208,12 +225,13 @@ def cpu_branches(net: SiameseNet, track: TrackConfig) -> dict[str, tuple[nn.Modu
 
 
 class OrtBranch(nn.Module):
-    """One ONNX branch run by ONNX Runtime, reading the input tensor and writing its output tensor in place.
+    """One ONNX branch run by ONNX Runtime, reading the input tensor and writing its output tensors in place
+    (one, or one a level of features with model.fusion).
 
-    The output buffer is reused: each call overwrites what the previous call returned.
+    The output buffers are reused: each call overwrites what the previous call returned.
     """
 
-    def __init__(self, model: bytes, output_shape: torch.Size, device: torch.device):
+    def __init__(self, model: bytes, output_shapes: list[torch.Size], device: torch.device):
         super().__init__()
         ort = import_onnx("onnxruntime")
         provider = "CUDAExecutionProvider" if device.type == "cuda" else "CPUExecutionProvider"
@@ -229,29 +247,36 @@ class OrtBranch(nn.Module):
         options.log_severity_level = ORT_LOG_ERRORS  # not its notes on initialisers the exporter left unused
         self.session = ort.InferenceSession(model, options, providers=[provider])
         self.input_name = self.session.get_inputs()[0].name
-        self.output_name = self.session.get_outputs()[0].name
+        self.output_names = [output.name for output in self.session.get_outputs()]
         self.binding = self.session.io_binding()
         self.device_type, self.device_id = device.type, device.index or 0
-        self.output = torch.empty(output_shape, device=device)
-        self._bind(self.output_name, self.output, self.binding.bind_output)
+        self._bind_outputs([torch.empty(shape, device=device) for shape in output_shapes])
 
     def _bind(self, name: str, tensor: torch.Tensor, bind) -> None:
         bind(name, self.device_type, self.device_id, np.float32, list(tensor.shape), tensor.data_ptr())
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[0] != self.output.shape[0]:  # another batch (several targets): an output buffer to fit
-            self.output = torch.empty((x.shape[0], *self.output.shape[1:]), device=self.output.device)
-            self._bind(self.output_name, self.output, self.binding.bind_output)
+    def _bind_outputs(self, outputs: list[torch.Tensor]) -> None:
+        self.outputs = outputs
+        for name, output in zip(self.output_names, outputs):
+            self._bind(name, output, self.binding.bind_output)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        if x.shape[0] != self.outputs[0].shape[0]:  # another batch (several targets): output buffers to fit
+            self._bind_outputs([torch.empty((x.shape[0], *o.shape[1:]), device=o.device) for o in self.outputs])
         self._bind(self.input_name, x.contiguous(), self.binding.bind_input)
         self.session.run_with_iobinding(self.binding)
-        return self.output
+        return self.outputs[0] if len(self.outputs) == 1 else tuple(self.outputs)
 
 
-def onnx_model(branch: nn.Module, example: torch.Tensor, names: tuple[str, str]) -> bytes:
+def onnx_model(branch: nn.Module, example: torch.Tensor, names: tuple[str, ...]) -> bytes:
     """`branch` as an ONNX model in memory."""
     model = io.BytesIO()
     export_branch(branch, example, names, model)
     return model.getvalue()
+
+
+def output_shapes(outputs: torch.Tensor | tuple[torch.Tensor, ...]) -> list[torch.Size]:
+    return [o.shape for o in outputs] if isinstance(outputs, tuple) else [outputs.shape]
 
 
 def onnxruntime_engine(net: SiameseNet, track: TrackConfig, device: torch.device, int8: bool = False) -> Engine:
@@ -260,14 +285,13 @@ def onnxruntime_engine(net: SiameseNet, track: TrackConfig, device: torch.device
         raise ConfigError(f"the {backend} backend runs on the CPU only")
     import_onnx("onnxruntime")
     branches = cpu_branches(net, track)
-    models = {kind: onnx_model(branch, example, ONNX_NAMES[kind]) for kind, (branch, example) in branches.items()}
+    models = {kind: onnx_model(branch, example, onnx_names(kind, net)) for kind, (branch, example) in branches.items()}
     if int8:
-        from .quantize import calibration_batches, quantize_int8
+        from .quantize import cached_int8
         sizes = {"exemplar": track.exemplar_size, "search": track.search_size}
-        models = {kind: quantize_int8(model, ONNX_NAMES[kind][0], calibration_batches(track, sizes[kind]))
-                  for kind, model in models.items()}
+        models = {kind: cached_int8(model, ONNX_NAMES[kind][0], track, sizes[kind]) for kind, model in models.items()}
     with torch.no_grad():
-        runners = {kind: OrtBranch(models[kind], branch(example).shape, device)
+        runners = {kind: OrtBranch(models[kind], output_shapes(branch(example)), device)
                    for kind, (branch, example) in branches.items()}
     return Engine(backend, runners["exemplar"], runners["search"], net.head)
 

@@ -6,10 +6,17 @@ whichever weights are loaded. ONNX Runtime then runs the convolutions on its int
 branches are quantised, although only the search branch runs per frame: correlating float exemplar
 features with int8 search features cost the default model 0.03 precision in cross-validation, the
 same rounding on both sides about none. The boxes are no longer exactly the float ones, so this
-backend is opt-in and its accuracy is measured (success AUC), not asserted equal.
+backend's accuracy is measured (success AUC), not asserted equal.
+
+Calibration takes seconds, so each quantised branch is kept on disk (`cache_dir()`), keyed by the float
+model it was made from (its weights and every setting that shapes its graph), the calibration's settings and
+the quantiser's version: a later build of the same model reads it instead.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -20,6 +27,8 @@ from tqdm import tqdm
 from .config import TrackConfig
 from .crops import context_crop
 from .synthetic import make_clip
+
+CACHE_FORMAT = 1  # part of every cache key: raise it when the quantisation recipe changes
 
 
 def calibration_batches(track: TrackConfig, size: int) -> Iterator[np.ndarray]:
@@ -58,3 +67,39 @@ def quantize_int8(model: bytes, input_name: str, batches: Iterable[np.ndarray]) 
         quantize_static(prepared, target, Batches(), quant_format=QuantFormat.QDQ, per_channel=True,
                         weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
         return target.read_bytes()
+
+
+def cache_dir() -> Path:
+    """Where quantised branches are kept: $XDG_CACHE_HOME/siamtrack/int8, or ~/.cache/siamtrack/int8."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "siamtrack" / "int8"
+
+
+def cached_int8(model: bytes, input_name: str, track: TrackConfig, size: int) -> bytes:
+    """The float ONNX `model` quantised to int8, calibrated on crops of side `size` (calibration_batches);
+    read from the cache when the same model was quantised with the same settings before, else made and kept."""
+    from onnxruntime import __version__ as quantiser
+    settings = [CACHE_FORMAT, quantiser, input_name, size, track.exemplar_size, track.context,
+                track.int8_calibration_frames]
+    key = hashlib.sha256(model + json.dumps(settings).encode()).hexdigest()
+    path = cache_dir() / f"{key[:32]}.onnx"
+    if path.is_file():
+        return path.read_bytes()
+    quantised = quantize_int8(model, input_name, calibration_batches(track, size))
+    keep(path, quantised)
+    return quantised
+
+
+def keep(path: Path, data: bytes) -> None:
+    """Write `data` to `path` whole or not at all (a temp file renamed); a cache that cannot be written is
+    no error, the next build calibrates again."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError:
+        Path(tmp).unlink(missing_ok=True)

@@ -263,7 +263,7 @@ def open_source(spec: str, default_fps: float = 30.0, timeout: float = 10.0, rec
 
 def is_text(head: bytes) -> bool:
     """Whether a file's first bytes are plain text (UTF-8, no NUL) other than a text stream format FFmpeg reads."""
-    if b"\0" in head or head.startswith(TEXT_STREAM_HEADS):
+    if not head or b"\0" in head or head.startswith(TEXT_STREAM_HEADS):
         return False
     try:
         head.decode("utf-8")
@@ -276,7 +276,11 @@ def open_folder(folder: Path, fps: float) -> FolderSource:
     """A folder of frames; an OTB sequence folder (NAME/img/, NAME/groundtruth_rect*.txt) reads img/ and its
     first ground-truth box per target."""
     frames = folder / OTB_FRAMES
-    if not frames.is_dir() or any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir()):
+    try:
+        otb = frames.is_dir() and not any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir())
+    except OSError:  # an unreadable folder: FolderSource says so in its words
+        otb = False
+    if not otb:
         return FolderSource(folder, fps)
     source = FolderSource(frames, fps)
     truths = sorted(folder.glob(OTB_GT_GLOB), key=natural_key)

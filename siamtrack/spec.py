@@ -21,6 +21,7 @@ class TrackerSpec:
     device: str = "auto"
     backend: str = DEFAULT_BACKEND
 
-    def build(self, name: str = "SiamFC") -> SiamFCTracker:
+    def build(self, name: str = "SiamFC", quiet: bool = False) -> SiamFCTracker:
+        """The tracker; on a terminal a status line says so while it builds, unless `quiet`."""
         return SiamFCTracker(self.config, self.weights, device=self.device, name=name, backend=self.backend,
-                             overrides=self.overrides)
+                             overrides=self.overrides, quiet=quiet)

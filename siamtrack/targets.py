@@ -18,7 +18,11 @@ class Targets:
     border: np.ndarray  # N x 3: the crops' padding colour, the init frame's mean
     reference_score: np.ndarray  # N: the first update's peak score (NaN before it)
     score: np.ndarray  # N: the last update's peak score (NaN before it)
+    lost: np.ndarray  # N bool: the last update judged the target lost (False before the first update)
+    recent_scores: list  # N: each target's deque of its last track.lost_window scores of updates not judged lost
     kernel: torch.Tensor  # N * k x C x h x w: each target's k exemplar kernels, in target order
+    # N * k x C' x h' x w': the same for the second level of features (model.fusion); N * k x 0 without one
+    fusion_kernel: torch.Tensor
     scale_filter: list  # N: each target's DSST filter (track.scale_filter), or None
 
     def __len__(self) -> int:

