@@ -269,7 +269,9 @@ def test_killed_run_resumes_exactly(synthetic_root, tmp_path):
 def test_cli_train_errors_are_one_line(synthetic_root, tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "run")]) == 2
     assert capsys.readouterr().err.strip().endswith("matches no dataset layout (GOT-10k list.txt + absence.label, "
-                                                    "OTB NAME/groundtruth_rect*.txt, VOT list.txt + NAME/groundtruth.txt)")
+                                                    "OTB NAME/groundtruth_rect*.txt, VOT list.txt + NAME/groundtruth.txt, "
+                                                    "LaSOT CLASS/CLASS-N/groundtruth.txt + img/, "
+                                                    "TrackingNet CHUNK/frames + CHUNK/anno)")
     assert main(["train", "--data", str(synthetic_root), "--out", str(tmp_path / "none"), "--resume"]) == 2
     assert "weights file not found" in capsys.readouterr().err
 
