@@ -30,6 +30,7 @@ import signal
 import threading
 import uuid
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Protocol
@@ -134,9 +135,6 @@ _pool_work: list[Work] = []  # per pool worker process: the run's Work, sent onc
 
 
 def _start_pool_worker(work: Work) -> None:
-    # Ctrl-C reaches every process of the terminal's group: the parent stops the pool, and a worker
-    # left to handle it too would only print its own traceback
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # tqdm (the status line of a tracker's build) makes a multiprocessing lock on first use, which a pool
     # ends its workers without releasing: the parent would warn of a leaked semaphore at exit
     tqdm.set_lock(threading.RLock())
@@ -145,6 +143,16 @@ def _start_pool_worker(work: Work) -> None:
 
 def _run_pool_job(job: Job) -> JobResult:
     return run_job(_pool_work[0], job)
+
+
+@contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored in this process for the block: processes started in it inherit that from the start."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class LocalProcesses:
@@ -172,7 +180,12 @@ class LocalProcesses:
             return
         # spawn, not fork: a forked copy of a process that has started torch's thread pools can hang
         context = multiprocessing.get_context("spawn")
-        with context.Pool(min(self.workers, len(jobs)), _start_pool_worker, (work,)) as pool:
+        # Ctrl-C reaches every process of the terminal's group: the parent stops the pool, and a worker that
+        # handled it too would only print its own traceback. Workers started with SIGINT ignored keep it
+        # ignored from their first instruction, even while they import
+        with _sigint_ignored():
+            pool = context.Pool(min(self.workers, len(jobs)), _start_pool_worker, (work,))
+        with pool:
             yield from pool.imap_unordered(_run_pool_job, jobs)
 
 
