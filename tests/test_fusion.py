@@ -1,6 +1,6 @@
 """Fused responses (model.fusion, track.fusion_weight, track.fusion_adaptive): weight 1 is today's tracker
-exactly, other weights mix each level's normalised map, the adaptive weight leans to the sharper level, and
-every backend runs both levels."""
+exactly, other weights mix each level's normalised map, the adaptive weight leans to the sharper level, a
+level finer than the trunk's output is pooled to its stride, and every backend runs both levels."""
 import numpy as np
 import pytest
 import torch
@@ -16,11 +16,14 @@ from siamtrack.synthetic import make_clip
 
 CLIP_FRAMES = 6
 MIN_IOU = 0.6
-INT8_CLIP_FRAMES = 30
+TRACKING_CLIP_FRAMES = 30  # the short clip's target jumps too far between frames to score the tracking
 FAST = "siamfc_lite0_fast"
 DEFAULT = "siamfc_lite0"
 # the fast trunk's own 40-channel level after its first block of that stage (stride 8, as its output)
 FAST_BLOCKS = ("model.fusion=blocks", "model.fusion_blocks=4")
+# its 24-channel level after its first 3 blocks (stride 4), pooled to the output's stride
+FAST_POOLED = ("model.fusion=blocks", "model.fusion_blocks=3")
+LEVELS = ["40-channel level", "24-channel level pooled"]
 FUSIONS = {  # the shipped default's adaptive weighing, fused with each kind of second level
     "own level": (DEFAULT, ("model.fusion=blocks", "track.fusion_adaptive=true")),
     "fast branch": (DEFAULT, ("model.fusion=branch", "track.fusion_adaptive=true")),
@@ -42,18 +45,19 @@ def test_weight_one_gives_exactly_the_unfused_boxes(clip, fusion, backend):
     assert not np.array_equal(boxes(clip, config, (*sets, "track.fusion_weight=0"), backend), today)
 
 
+@pytest.mark.parametrize("level", [FAST_BLOCKS, FAST_POOLED], ids=LEVELS)
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
-def test_fused_boxes_are_the_same_on_every_exact_backend(clip, backend):
+def test_fused_boxes_are_the_same_on_every_exact_backend(clip, backend, level):
     if backend.startswith("onnxruntime"):
         pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
-    sets = (*FAST_BLOCKS, "track.fusion_weight=0.5", "track.fusion_adaptive=true")
+    sets = (*level, "track.fusion_weight=0.5", "track.fusion_adaptive=true")
     np.testing.assert_allclose(boxes(clip, FAST, sets, backend), boxes(clip, FAST, sets, "eager"), atol=0.01)
 
 
 def test_int8_runs_both_levels_in_int8_and_tracks_the_target(monkeypatch, tmp_path):
     pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    clip = make_clip(num_frames=INT8_CLIP_FRAMES)  # the short clip's target jumps too far between frames
+    clip = make_clip(num_frames=TRACKING_CLIP_FRAMES)
     sets = (*FAST_BLOCKS, "track.fusion_weight=0.5", "track.fusion_adaptive=true")
     tracker = SiamFCTracker(FAST, device="cpu", backend="onnxruntime-int8", overrides=sets, quiet=True)
     kernels = tracker.net.embed_exemplar(torch.zeros(1, 3, 127, 127))
@@ -61,6 +65,18 @@ def test_int8_runs_both_levels_in_int8_and_tracks_the_target(monkeypatch, tmp_pa
     tracker.init(clip.frames[0], clip.boxes[0])
     tracked = np.array([tracker.update(frame) for frame in clip.frames[1:]])
     assert rect_iou(tracked, clip.boxes[1:]).mean() > MIN_IOU
+
+
+def test_a_finer_level_is_pooled_to_the_trunks_stride_and_tracks_the_target_alone():
+    clip = make_clip(num_frames=TRACKING_CLIP_FRAMES)
+    tracker = SiamFCTracker(FAST, device="cpu", overrides=(*FAST_POOLED, "track.fusion_weight=0"), quiet=True)
+    kernels = tracker.net.embed_exemplar(torch.zeros(1, 3, 127, 127))
+    features = tracker.net.embed_search(torch.zeros(1, 3, 255, 255))
+    assert [k.shape[1:] for k in kernels] == [(40, 8, 8), (24, 8, 8)]  # both cropped to the same 8 x 8 centre
+    assert [f.shape[1:] for f in features] == [(40, 32, 32), (24, 32, 32)]  # so one response size
+    tracker.init(clip.frames[0], clip.boxes[0])
+    tracked = np.array([tracker.update(frame) for frame in clip.frames[1:]])
+    assert rect_iou(tracked, clip.boxes[1:]).mean() > MIN_IOU  # weight 0: the pooled level places every box
 
 
 def test_a_fused_model_exports_each_level_as_an_output(tmp_path):
@@ -109,8 +125,11 @@ def test_the_adaptive_weight_moves_toward_the_sharper_level(weight):
     assert fixed.deep_share(sharp.expand(1, 3, 25, 25), blurred.expand(1, 3, 25, 25)).item() == pytest.approx(weight)
 
 
-def test_several_fused_targets_get_the_boxes_each_gets_alone(clip):
-    sets = (*FAST_BLOCKS, "track.fusion_weight=0.5", "track.fusion_adaptive=true")
+@pytest.mark.parametrize("level", [FAST_BLOCKS, FAST_POOLED], ids=LEVELS)
+def test_several_fused_targets_get_the_boxes_each_gets_alone(clip, level):
+    """The fast model puts its pyramid on the exemplar side (one search crop, three kernels a target): each
+    target's three maps are weighed and normalised together, apart from the other target's."""
+    sets = (*level, "track.fusion_weight=0.5", "track.fusion_adaptive=true")
     first = clip.boxes[0]
     other = first + [40, 30, 0, 0]
     tracker = SiamFCTracker(FAST, device="cpu", overrides=sets, quiet=True)
@@ -122,7 +141,6 @@ def test_several_fused_targets_get_the_boxes_each_gets_alone(clip):
 
 
 @pytest.mark.parametrize("sets, message", [
-    (("model.fusion=blocks", "model.fusion_blocks=2"), "stride 4"),  # the 24-channel level: stride 4
     (("model.fusion=blocks", "model.fusion_blocks=5"), "between 1 and 4"),  # the trunk's own output
     (("model.fusion=pyramid",), "must be one of none|blocks|branch"),
     (("track.fusion_weight=1.5",), "between 0 and 1"),

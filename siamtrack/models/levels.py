@@ -1,7 +1,8 @@
 """Two levels of features from the same crops, for fused responses (`model.fusion`): the deep network's own
 beside a shallower level, each level with its own exemplar kernels and its own cross-correlation.
 
-- the trunk's own output after its first blocks, taken in the same pass (`trunk_levels`: no second pass);
+- the trunk's own output after its first blocks, taken in the same pass (`trunk_levels`: no second pass),
+  average-pooled to the output's stride where it is finer;
 - another network's trunk run on the same crops (`branch_levels`: the fast model's beside the default's).
 
 A TwoLevelNet answers SiameseNet's calls (`embed_exemplar`, `embed_search`, `head`, and `embed_x` /
@@ -18,16 +19,19 @@ from .siamese import Embedding, SiameseNet, centre_crop
 
 
 class TrunkLevels(nn.Module):
-    """An embedding whose trunk also hands out its output after its first `blocks` blocks: (output, level)."""
+    """An embedding whose trunk also hands out its output after its first `blocks` blocks: (output, level),
+    the level average-pooled by `pool` (1: as it is) so that both have the output's stride."""
 
-    def __init__(self, embedding: Embedding, blocks: int):
+    def __init__(self, embedding: Embedding, blocks: int, pool: int = 1):
         super().__init__()
         self.embedding = embedding
         self.blocks = blocks
+        # rounding up, as the trunk's padded strided convolutions do: the pooled level has the output's size
+        self.pool = nn.AvgPool2d(pool, ceil_mode=True) if pool > 1 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out, level = self.embedding.backbone.forward_with_level(x, self.blocks)
-        return self.embedding.adjust(out), level
+        return self.embedding.adjust(out), self.pool(level)
 
 
 class BranchLevels(nn.Module):
@@ -83,18 +87,17 @@ def same_head(head: XCorr) -> XCorr:
 
 
 def trunk_levels(net: SiameseNet, blocks: int) -> TwoLevelNet:
-    """`net` with its trunk's output after `blocks` blocks as the shallow level (its kernel cropped alike)."""
+    """`net` with its trunk's output after `blocks` blocks as the shallow level (its kernel cropped alike),
+    pooled to the output's stride where it is finer."""
     trunk = net.embed_x.backbone
     if not hasattr(trunk, "forward_with_level"):
         raise ConfigError(f"model.fusion 'blocks' needs a Lite0 trunk, not {type(trunk).__name__}")
     if not 0 < blocks < len(trunk.strides_after) - 1:
         raise ConfigError(f"model.fusion_blocks must be between 1 and {len(trunk.strides_after) - 2} for this "
                           f"trunk, got {blocks}")
-    if trunk.strides_after[blocks] != trunk.total_stride:
-        raise ConfigError(f"model.fusion_blocks {blocks}: that level has stride {trunk.strides_after[blocks]}, "
-                          f"the trunk's output {trunk.total_stride}; the fused levels must share one")
-    embed_z = None if net.embed_z is None else TrunkLevels(net.embed_z, blocks)
-    return TwoLevelNet(TrunkLevels(net.embed_x, blocks), embed_z, LevelHeads(net.head, same_head(net.head)),
+    pool = trunk.total_stride // trunk.strides_after[blocks]  # Lite0's strides: powers of 2, the output's largest
+    embed_z = None if net.embed_z is None else TrunkLevels(net.embed_z, blocks, pool)
+    return TwoLevelNet(TrunkLevels(net.embed_x, blocks, pool), embed_z, LevelHeads(net.head, same_head(net.head)),
                        (net.exemplar_crop, net.exemplar_crop), net.total_stride)
 
 
