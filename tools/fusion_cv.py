@@ -26,6 +26,7 @@ import torch
 from tqdm import tqdm
 
 from cross_validate import parse_variant, tracker_for
+from siamtrack.config import load_config
 from siamtrack.datasets import load_sequences
 from siamtrack.engines import BACKENDS
 from siamtrack.inputs import read_rgb
@@ -37,7 +38,10 @@ TIE = 1e-9  # per-sequence AUC differences smaller than this count as neither be
 
 
 def cache_path(cache: Path, config: str, sets: list[str], backend: str, sequence: Path) -> Path:
-    key = json.dumps([config, sets, backend, str(sequence.resolve())])
+    """Keyed by the config's values with `sets` applied, not its name: a config edited since (the shipped
+    default became fused) is a new key, so no stale boxes are read."""
+    values = load_config(config, sets).to_dict()
+    key = json.dumps([values, backend, str(sequence.resolve())], sort_keys=True, default=str)
     return cache / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz"
 
 
