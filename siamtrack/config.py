@@ -26,7 +26,8 @@ class ModelConfig:
     input_norm: str = "inception"  # Lite0 trunks: the input normalisation (inception or imagenet)
     # a second, shallower level of features whose response is fused with the trunk's (track.fusion_weight):
     # none; blocks: the trunk's own output after its first fusion_blocks blocks (the same pass; a finer level
-    # average-pooled to the output's stride); branch: the trunk of the model that fusion_branch names (a shipped config or a YAML path), run on the same crops
+    # average-pooled to the output's stride); branch: the trunk of the model that fusion_branch names (a
+    # shipped config or a YAML path), run on the same crops
     fusion: str = "none"
     fusion_blocks: int = 5
     fusion_branch: str = "siamfc_lite0_fast"

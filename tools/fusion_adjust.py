@@ -1,7 +1,7 @@
 """Issue 22, item 3: does a small trained part on the fused default's shallow level help? A 1x1 conv + batch
 norm on the trunk's own 40-channel level (the one `model.fusion: blocks` fuses), trained with SiamFC's
 balanced logistic loss on pairs while the trunk stays frozen, its features computed once and cached, so
-that a model trains on this CPU in seconds.
+that a model trains on this CPU in a minute or two.
 
 Protocol (the one fusion was chosen by): the 42 short clips of --pooled are dealt into K folds; each fold's
 sequences are tracked by the fused default with an adjust trained on the other folds' pairs, so that every
@@ -26,12 +26,13 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from cross_validate import deal_folds, track_sequences
+from fusion_cv import summary
 from siamtrack import SiamFCTracker
 from siamtrack.datasets import load_sequences
 from siamtrack.inputs import read_rgb
 from siamtrack.metrics import mean_curves, sequence_curves
 from siamtrack.models.siamese import centre_crop
-from siamtrack.tracker import track_frames
 from siamtrack.training.losses import label_maps, logistic_loss
 from siamtrack.training.pairs import pair_sources, sample_pair
 from siamtrack.training.transforms import PairTransform
@@ -96,11 +97,13 @@ def joined(features: dict[str, dict], names: list[str], key: str) -> torch.Tenso
 
 
 def train_adjust(features: dict[str, dict], names: list[str], head: nn.Module, args) -> nn.Module:
-    """The adjust trained on the named sequences' pairs: SGD, exponential lr decay, balanced logistic loss."""
+    """The adjust trained on the named sequences' pairs: SGD (the training config's momentum and weight
+    decay), exponential lr decay, balanced logistic loss."""
     torch.manual_seed(args.seed)
     zs, xs, offsets = (joined(features, names, k) for k in ("zs", "xs", "offsets"))
     adjust = new_adjust(zs.shape[1])
-    optimizer = torch.optim.SGD(adjust.parameters(), lr=args.lr, momentum=0.9, weight_decay=5e-4)
+    optimizer = torch.optim.SGD(adjust.parameters(), lr=args.lr, momentum=args.train.momentum,
+                                weight_decay=args.train.weight_decay)
     steps = args.epochs * ((len(zs) + args.batch - 1) // args.batch)
     decay = torch.optim.lr_scheduler.ExponentialLR(optimizer, (args.lr_end / args.lr) ** (1 / steps))
     adjust.train()
@@ -133,27 +136,21 @@ def pair_check(features: dict[str, dict], names: list[str], head: nn.Module, adj
     return "peak on target: deep {:.3f}, shallow {:.3f}, adjusted shallow {:.3f}".format(*hits)
 
 
-def tracked_aucs(seqs, adjust: nn.Module | None) -> list:
+def tracked_curves(seqs, adjust: nn.Module | None) -> list:
     """Each sequence's success curves tracked by the fused default, its shallow level adjusted or not."""
     tracker = SiamFCTracker(CONFIG, backend="eager", quiet=True)
     if adjust is not None:
         levels = tracker.net.embed_x.net
         levels.embed_x = AdjustedLevels(levels.embed_x, adjust)
-    curves = []
-    for seq in tqdm(seqs, desc="tracking" + (" adjusted" if adjust is not None else ""), leave=False):
-        frames = (read_rgb(p) for p in seq.frames)
-        boxes = np.array([box for _, _, box, _, _ in track_frames(tracker, frames, seq.boxes[0])])[1:]
-        curves.append(sequence_curves(boxes, seq.boxes[1:]))
-    return curves
+    return [sequence_curves(boxes, truth) for boxes, truth in track_sequences(tracker, seqs)]
 
 
 def table_row(name: str, curves: list, base: list | None) -> str:
     mean = mean_curves(curves)
     row = f"| {name} | {mean.success_auc:.3f} / {mean.precision_score:.3f} |"
     if base is not None:
-        diff = np.array([c.success_auc for c in curves]) - np.array([c.success_auc for c in base])
-        se = diff.std(ddof=1) / np.sqrt(len(diff))
-        row += f" {diff.mean():+.3f} +- {se:.3f} ({int((diff > 1e-9).sum())} better, {int((diff < -1e-9).sum())} worse) |"
+        aucs = (np.array([c.success_auc for c in run]) for run in (curves, base))
+        row += f" {summary(*aucs)} |"
     return row
 
 
@@ -176,25 +173,30 @@ def main() -> None:
     tracker = SiamFCTracker(CONFIG, backend="eager", quiet=True)
     head = tracker.net.embed_x.net.head.shallow
     args.grid = (float(tracker.total_stride), tracker.cfg.train.positive_radius)  # label cells: stride, radius
+    args.train = tracker.cfg.train
     features = cached_features(tracker, pooled, args.pairs, args.seed, args.cache)
     names = sorted(features)
-    folds = [names[i::args.folds] for i in range(args.folds)]
-    held_out = {}
+    folds = deal_folds(names, args.folds)
+    adjusts = []
     for k, fold in enumerate(folds):
-        adjust = train_adjust(features, [n for n in names if n not in fold], head, args)
-        print(f"fold {k} ({len(fold)} sequences): {pair_check(features, fold, head, adjust, args.grid)}", flush=True)
-        held_out.update({n: adjust for n in fold})
+        adjusts.append(train_adjust(features, [n for n in names if n not in fold], head, args))
+        print(f"fold {k} ({len(fold)} sequences): {pair_check(features, fold, head, adjusts[-1], args.grid)}",
+              flush=True)
     if args.pairs_only:
         return
     by_name = {s.name: s for s in pooled}
-    base = tracked_aucs([by_name[n] for n in names], None)
-    adjusted = [tracked_aucs([by_name[n]], held_out[n])[0] for n in tqdm(names, desc="held-out folds")]
+    base = tracked_curves([by_name[n] for n in names], None)
+    # one tracker a fold, its sequences in the pooled order again
+    per_fold = [tracked_curves([by_name[n] for n in fold], adjust)
+                for fold, adjust in zip(tqdm(folds, desc="held-out folds"), adjusts)]
+    by_sequence = {n: c for fold, curves in zip(folds, per_fold) for n, c in zip(fold, curves)}
+    adjusted = [by_sequence[n] for n in names]
     print("\n| pooled clips, fused default | success AUC / precision | AUC against shipped |\n|---|---|---|")
     print(table_row("shipped (no adjust)", base, None) + " |")
     print(table_row("adjust trained on the other folds", adjusted, base))
     if longs:
         adjust = train_adjust(features, names, head, args)
-        base, adjusted = tracked_aucs(longs, None), tracked_aucs(longs, adjust)
+        base, adjusted = tracked_curves(longs, None), tracked_curves(longs, adjust)
         print("\n| val_long, fused default | success AUC / precision | AUC against shipped |\n|---|---|---|")
         print(table_row("shipped (no adjust)", base, None) + " |")
         print(table_row("adjust trained on every pooled clip", adjusted, base))
