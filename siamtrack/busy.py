@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from .config import Config
-from .engines import DEFAULT_BACKEND
+from .core.backends import DEFAULT_BACKEND
 
 SLOW_SHARE = 1 / 3  # a CPU run below this share of the model's reference fps says why
 

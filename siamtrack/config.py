@@ -26,11 +26,9 @@ class ModelConfig:
     input_norm: str = "inception"  # Lite0 trunks: the input normalisation (inception or imagenet)
     # a second, shallower level of features whose response is fused with the trunk's (track.fusion_weight):
     # none; blocks: the trunk's own output after its first fusion_blocks blocks (the same pass; a finer level
-    # average-pooled to the output's stride); branch: the trunk of the model that fusion_branch names (a
-    # shipped config or a YAML path), run on the same crops
+    # average-pooled to the output's stride)
     fusion: str = "none"
     fusion_blocks: int = 5
-    fusion_branch: str = "siamfc_lite0_fast"
 
 
 @dataclass
@@ -126,7 +124,7 @@ _CHOICES = {"model.xcorr": ("plain", "normalized"),
             "track.scale_mode": ("pyramid", "exemplar"),
             "track.scale_filter": ("none", "dsst"),
             "model.input_norm": ("inception", "imagenet"),
-            "model.fusion": ("none", "blocks", "branch"),
+            "model.fusion": ("none", "blocks"),
             "train.loss": ("logistic", "contrastive", "triplet")}
 
 # allowed ranges, as (wording, test, keys): a value outside them fails later, deep inside the model,

@@ -48,10 +48,6 @@ def draw_caption(frame_bgr: np.ndarray, text: str) -> None:
     _draw_text(frame_bgr, text, CAPTION_SCALE, _text_rect(text, CAPTION_SCALE, CAPTION_CORNER), WHITE)
 
 
-def draw_box(frame_bgr: np.ndarray, box, color: tuple[int, int, int], label: str = "") -> None:
-    draw_boxes(frame_bgr, [(box, color, label)])
-
-
 def draw_boxes(frame_bgr: np.ndarray, boxes: Iterable[tuple]) -> None:
     """(box, color, label) triples: every box, then every non-empty label where no other label is."""
     boxes = [(tuple(int(round(v)) for v in box), color, label) for box, color, label in boxes]

@@ -12,12 +12,14 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .draw import GREEN, RED, draw_boxes, draw_caption, target_colour
+from .core.frame_loop import fps, track_frames
+from .core.tracker import SiamFCTracker
+from .draw import GREEN, RED, draw_boxes, draw_caption
 from .errors import BoxError, OutputError, SiamtrackError, SourceError
+from .outputs import RunOutputs, annotate, write_frame
 from .sources import OTB_FRAMES, FrameSource
 from .synthetic import SyntheticClip
 from .text import plural
-from .tracker import SiamFCTracker, track_frames
 from .video import VideoOutput
 
 WINDOW = "siamtrack"
@@ -25,7 +27,6 @@ KEYS_QUIT = (ord("q"), 27)
 KEYS_RESELECT = (ord("r"), ord(" "))
 KEY_ADD = ord("a")
 KEY_PAUSE = ord("p")
-BOXES_HEADER = "frame,id,x,y,w,h,score"  # the boxes file's columns, MOTChallenge-style
 
 
 def has_display() -> bool:
@@ -53,52 +54,6 @@ def select_boxes(frame_rgb: np.ndarray, one: bool = False) -> np.ndarray:
     if not len(boxes):
         raise BoxError("no box drawn")
     return boxes
-
-
-class RunOutputs:
-    """The annotated video and the boxes file of a run, each valid up to the last frame written."""
-
-    def __init__(self, video: str | None, boxes: str | None, fps: float):
-        self.video_path, self.fps = video, fps
-        self.video: VideoOutput | None = None
-        try:
-            self.boxes = open(boxes, "w") if boxes else None
-        except OSError as exc:
-            raise SiamtrackError(f"{boxes}: cannot write the boxes there ({exc.strerror})") from None
-        if self.boxes:
-            self.boxes.write(f"# {BOXES_HEADER}\n")
-
-    def write(self, index: int, ids: np.ndarray, boxes: np.ndarray, scores: np.ndarray,
-              shown_bgr: np.ndarray | None) -> None:
-        if self.boxes:
-            self.boxes.writelines(f"{index},{i},{x:.2f},{y:.2f},{w:.2f},{h:.2f},{score:.4f}\n"
-                                  for i, (x, y, w, h), score in zip(ids, boxes, scores))
-            self.boxes.flush()
-        if self.video_path and shown_bgr is not None:
-            self.video = self.video or VideoOutput(Path(self.video_path), self.fps, shown_bgr)
-            self.video.write(shown_bgr)
-
-    def close(self) -> None:
-        if self.video:
-            self.video.close()
-        if self.boxes:
-            self.boxes.close()
-
-
-def annotate(frame_rgb: np.ndarray, ids: np.ndarray, boxes: np.ndarray, scores: np.ndarray, lost: np.ndarray,
-             fps: float) -> np.ndarray:
-    """A new BGR image of the frame with each target's box in its colour (red when lost) and the caption;
-    the frame itself is left as it was. One target keeps the single-target look: no id label."""
-    bgr = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR)
-    several = len(ids) > 1
-    draw_boxes(bgr, [(box, RED if gone else target_colour(i), f"{i}" if several else "")
-                     for i, box, gone in zip(ids, boxes, lost)])
-    if several:
-        caption = f"{fps:.1f} fps  {len(ids)} targets" + (f", {lost.sum()} lost" if lost.any() else "")
-    else:
-        caption = f"{fps:.1f} fps  score {scores[0]:.2f}" + ("  TARGET LOST" if lost[0] else "")
-    draw_caption(bgr, caption)
-    return bgr
 
 
 def read_key() -> int:
@@ -163,7 +118,7 @@ class RunStats:
 
     @property
     def fps(self) -> float:
-        return self.frames / max(self.seconds, 1e-9)
+        return fps(self.frames, self.seconds)
 
 
 def track_source(source: FrameSource, tracker: SiamFCTracker, frames, boxes: np.ndarray,
@@ -176,12 +131,12 @@ def track_source(source: FrameSource, tracker: SiamFCTracker, frames, boxes: np.
     if options.show:
         cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)  # no toolbar
     try:
-        for index, frame, found, scores, seconds in track_frames(tracker, frames, boxes):
+        for index, frame, _, seconds in track_frames(tracker, frames, boxes):
             stats.frames, stats.seconds = stats.frames + 1, stats.seconds + seconds
-            lost = tracker.lost & (index > 0)
-            shown = annotate(frame, tracker.ids, found, scores, lost, stats.fps) if options.draws else None
+            answers = tracker.answers()
+            shown = annotate(frame, answers, stats.fps) if options.draws else None
             # live streams drop frames and files may skip unreadable ones: number each box by its frame's position
-            outputs.write(source.frame_index, tracker.ids, found, scores, shown)
+            outputs.write(source.frame_index, answers, shown)
             if source.is_live:
                 stats.latencies.append(time.perf_counter() - source.captured_at)
             progress.update()
@@ -234,13 +189,6 @@ def gaps_summary(gaps: list[float]) -> str:
     return f"{len(gaps)} gaps in the stream ({sum(gaps):.1f} s in all, the longest {max(gaps):.1f} s)"
 
 
-def write_frame(videos: dict[str, VideoOutput], path: str, fps: float, bgr: np.ndarray) -> None:
-    """Append a frame to the video at `path`, opening it at the first frame."""
-    if path not in videos:
-        videos[path] = VideoOutput(Path(path), fps, bgr)
-    videos[path].write(bgr)
-
-
 def track_demo(tracker: SiamFCTracker, clip: SyntheticClip, output: str, source_output: str | None = None,
                progress: bool = True, fps: float = 30.0) -> tuple[np.ndarray, RunStats]:
     """Track the clip's target from its first box, writing each frame with the true box and the tracked one
@@ -249,7 +197,7 @@ def track_demo(tracker: SiamFCTracker, clip: SyntheticClip, output: str, source_
     boxes, stats = [], RunStats()
     bar = tqdm(total=len(clip.frames), unit="frame", disable=not progress)
     try:
-        for index, frame, box, score, seconds in track_frames(tracker, clip.frames, clip.boxes[0]):
+        for index, frame, box, seconds in track_frames(tracker, clip.frames, clip.boxes[0]):
             boxes.append(box)
             stats.frames, stats.seconds = stats.frames + 1, stats.seconds + seconds
             bar.update()
@@ -258,7 +206,7 @@ def track_demo(tracker: SiamFCTracker, clip: SyntheticClip, output: str, source_
             if source_output:
                 write_frame(videos, source_output, fps, bgr)
             draw_boxes(bgr, [(clip.boxes[index], RED, "truth"), (box, GREEN, "siamtrack")])
-            draw_caption(bgr, f"frame {index}  score {score:.2f}")
+            draw_caption(bgr, f"frame {index}  score {tracker.score:.2f}")
             write_frame(videos, output, fps, bgr)
     finally:
         bar.close()

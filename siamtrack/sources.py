@@ -10,10 +10,9 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from .datasets import OTB_GT_GLOB, ONE_BASED, natural_key, parse_boxes, to_zero_based
+from .datasets import FRAME_SUFFIXES, ONE_BASED, OTB_GT_GLOB, list_frames, natural_key, parse_boxes, to_zero_based
 from .errors import SourceError
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 FIRST_RETRY_WAIT, LONGEST_RETRY_WAIT = 0.25, 2.0  # seconds between attempts to reopen a lost stream
 SNIFF_BYTES = 4096  # how much of a file is read to tell text from a video container
 # text formats FFmpeg opens as streams (HLS playlists, raw YUV4MPEG video, SDP descriptions): not refused as text
@@ -57,11 +56,11 @@ class FolderSource(FrameSource):
 
     def __init__(self, folder: Path, fps: float):
         try:
-            self.files = sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=natural_key)
+            self.files = list_frames(folder)
         except OSError as exc:
             raise SourceError(f"{folder}: cannot list the folder ({exc.strerror})") from None
         if not self.files:
-            raise SourceError(f"{folder}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            raise SourceError(f"{folder}: no image files ({', '.join(sorted(FRAME_SUFFIXES))})")
         super().__init__(str(folder), fps, len(self.files), is_live=False)
 
     def __iter__(self) -> Iterator[np.ndarray]:
@@ -277,7 +276,7 @@ def open_folder(folder: Path, fps: float) -> FolderSource:
     first ground-truth box per target."""
     frames = folder / OTB_FRAMES
     try:
-        otb = frames.is_dir() and not any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir())
+        otb = frames.is_dir() and not any(p.suffix.lower() in FRAME_SUFFIXES for p in folder.iterdir())
     except OSError:  # an unreadable folder: FolderSource says so in its words
         otb = False
     if not otb:

@@ -9,6 +9,12 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception as one line: its message's first line, or its type where it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
 @contextmanager
 def status(what: str, quiet: bool = False):
     """A line on a terminal's stderr while a step of a few seconds runs, cleared when it ends; none in a

@@ -10,9 +10,10 @@ import contextlib
 
 import numpy as np
 
+from .core.frame_loop import track_step
+from .core.tracker import SiamFCTracker
 from .errors import SiamtrackError
 from .inputs import read_rgb
-from .tracker import SiamFCTracker
 
 
 def region_to_box(region) -> tuple[float, float, float, float]:
@@ -42,19 +43,16 @@ def _answer_requests(tracker: SiamFCTracker) -> None:
     from trax import Image, Region, TraxException, TraxStatus
     from trax.region import Rectangle
     from trax.server import Server
+
     # not `with Server(...)`: its exit prints the traceback of any error; the caller reports it in one line
     server = Server([Region.RECTANGLE, Region.POLYGON], [Image.PATH], tracker_name="siamtrack",
                     tracker_family="SiamFC")
     try:
         while (request := server.wait()).type != TraxStatus.QUIT:
             frame = read_rgb(request.image["color"].path())
-            if request.type == TraxStatus.INITIALIZE:
-                box = region_to_box(request.objects[0][0])
-                tracker.init(frame, box)
-                confidence = 1.0
-            else:
-                box = tracker.update(frame)
-                confidence = tracker.score
+            starting = request.type == TraxStatus.INITIALIZE
+            box, _ = track_step(tracker, frame, region_to_box(request.objects[0][0]) if starting else None)
+            confidence = 1.0 if starting else tracker.score
             server.status([(Rectangle.create(*(float(v) for v in box)), {"confidence": float(confidence)})])
     except Exception as exc:
         with contextlib.suppress(TraxException):  # the client may be gone already

@@ -6,14 +6,15 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
-import torch  # noqa: E402
+
+from siamtrack.process import set_up  # noqa: E402
 
 # ../shared/data beside the repository: real sequences, present in CI, absent in a user's clone
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 OTB_MINI = SHARED_DATA / "otb_mini"
 TRAIN_MINI = SHARED_DATA / "train_mini"
 
-torch.set_num_threads(1)
+set_up(1)  # as every entry point does: this process is the tests' entry point
 
 
 def require(folder: Path) -> Path:
@@ -43,6 +44,7 @@ def write_otb(root: Path, sequences: int, frames: int, names=None) -> Path:
     """`sequences` synthetic clips (seeds 0, 1, ...) in OTB layout under root, ground truth 1-based as OTB
     writes it; named seq0, seq1, ... unless `names` are given."""
     import numpy as np
+
     from siamtrack.synthetic import make_clip
     for seed, name in zip(range(sequences), names or (f"seq{i}" for i in range(sequences))):
         clip = make_clip(num_frames=frames, seed=seed)

@@ -3,16 +3,15 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-
 from conftest import OTB_MINI, require
 
 from siamtrack import TrackerSpec
-from siamtrack.cli import main
-from siamtrack.config import shipped_configs
-from siamtrack.engines import DEFAULT_BACKEND
 from siamtrack.baselines import OPENCV_TRACKERS, OpenCVTracker
 from siamtrack.bench import TIMED_STAGES, BenchReport, bench_clip, format_report, run_bench
 from siamtrack.bench.clip import decoded_clip
+from siamtrack.cli import main
+from siamtrack.config import shipped_configs
+from siamtrack.core.backends import DEFAULT_BACKEND
 
 FRAMES = 4
 
@@ -52,7 +51,7 @@ def test_bench_times_the_csrt_that_eval_scores():
     clip = bench_clip(6)
     report = run_bench(["siamfc_lite0_fast"], ["eager"], TrackerSpec(device="cpu"), clip, baselines=["csrt"])
     rgb = [frame for frame, _, _ in decoded_clip(clip)]  # the frames the bench's trackers met
-    csrt = OpenCVTracker("csrt")  # as eval builds it (siamtrack.registry): on RGB frames
+    csrt = OpenCVTracker("csrt")  # as eval builds it (siamtrack.evaluation.registry): on RGB frames
     csrt.init(rgb[0], clip.box)
     scored = [csrt.update(frame) for frame in rgb[1:]]
     assert np.array_equal(report.row("csrt", "opencv").boxes, scored)

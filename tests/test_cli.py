@@ -6,15 +6,15 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import OTB_MINI, count_frames, read_boxes, require, write_otb, write_video
 from got10k.utils.metrics import rect_iou
 from PIL import Image
 
-from conftest import OTB_MINI, count_frames, read_boxes, require, write_otb, write_video
 from siamtrack import spec
-from siamtrack.checkpoint import build_net
-from siamtrack.config import shipped_configs
 from siamtrack.cli import build_parser, main
-from siamtrack.engines import DEFAULT_BACKEND
+from siamtrack.config import shipped_configs
+from siamtrack.core.backends import DEFAULT_BACKEND
+from siamtrack.core.checkpoint import build_net
 from siamtrack.run import RunOptions, RunStats, run_summary
 from siamtrack.sources import FrameSource
 from siamtrack.synthetic import make_clip
@@ -168,7 +168,7 @@ def built_backends(monkeypatch) -> list[str]:
 
     def spy(*args, **kwargs):
         tracker = real(*args, **kwargs)
-        built.append(tracker.net.backend)
+        built.append(tracker.model.backend.name)
         return tracker
 
     monkeypatch.setattr(spec, "SiamFCTracker", spy)
@@ -198,7 +198,7 @@ def test_the_parser_and_run_leave_the_benchmark_toolkit_unimported():
     """got10k's experiments load only for `siamtrack eval`, not to build the parser or for a run."""
     code = ("import sys; from siamtrack.cli import build_parser; build_parser().parse_args(['run', 'clip.mp4']); "
             "print(*(m for m in sys.modules if m.startswith(('got10k.experiments', 'got10k.datasets', "
-            "'siamtrack.experiments', 'siamtrack.evaluation'))))")
+            "'siamtrack.evaluation.experiments', 'siamtrack.evaluation.jobs'))))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.split() == []
 

@@ -24,9 +24,9 @@ ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'siam
 
 from siamtrack import TrackerSpec  # noqa: E402
 from siamtrack.cli import main  # noqa: E402
-from siamtrack.cluster import RayCluster  # noqa: E402
 from siamtrack.errors import EvaluationError  # noqa: E402
 from siamtrack.evaluation import evaluate  # noqa: E402
+from siamtrack.evaluation.cluster import RayCluster  # noqa: E402
 from siamtrack.synthetic import make_clip  # noqa: E402
 
 RAY = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
@@ -36,7 +36,7 @@ STOP_TIMEOUT_S = 30
 # the head notices a dead node after 3 missed health checks 0.5 s apart, not Ray's default 5 of 3 s
 HEAD_SYSTEM_CONFIG = '{"health_check_period_ms": 500, "health_check_failure_threshold": 3}'
 FAST = "siamfc_lite0_fast"
-TASK_TITLE = "ray::_run_task"  # a Ray worker's process title while it runs siamtrack.cluster's task
+TASK_TITLE = "ray::_run_task"  # a Ray worker's process title while it runs siamtrack.evaluation.cluster's task
 POLL_S = 0.05
 
 
@@ -178,7 +178,7 @@ def test_a_cluster_address_is_checked_in_one_line(capsys):
 
 
 def test_ray_is_imported_only_when_a_run_on_a_cluster_starts():
-    code = ("import sys, siamtrack.cluster; from siamtrack.cli.main import build_parser; build_parser(); "
+    code = ("import sys, siamtrack.evaluation.cluster; from siamtrack.cli.main import build_parser; build_parser(); "
             "print('ray' in sys.modules)")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "False"
@@ -188,9 +188,9 @@ def test_an_address_where_no_cluster_answers_fails_at_once_in_one_line(tmp_path,
     root = write_otb(tmp_path / "otb", sequences=1, frames=3)
     nowhere = f"127.0.0.1:{free_port()}"
     monkeypatch.setenv("RAY_ADDRESS", nowhere)
-    for engine in (RayCluster(), RayCluster(f"ray://{nowhere}")):
+    for runner in (RayCluster(), RayCluster(f"ray://{nowhere}")):
         with pytest.raises(EvaluationError, match="no Ray cluster answers at") as error:
-            evaluate("otb", root, ["kcf"], tmp_path / "out", engine=engine)
+            evaluate("otb", root, ["kcf"], tmp_path / "out", runner=runner)
         assert "\n" not in str(error.value)
 
 
@@ -198,7 +198,7 @@ def test_without_ray_installed_the_error_says_how_to_get_it(tmp_path, monkeypatc
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray now fails, as where it is not installed
     root = write_otb(tmp_path / "otb", sequences=1, frames=3)
     with pytest.raises(EvaluationError, match=r"pip install 'siamtrack\[cluster\]'"):
-        evaluate("otb", root, ["kcf"], tmp_path / "out", engine=RayCluster())
+        evaluate("otb", root, ["kcf"], tmp_path / "out", runner=RayCluster())
     assert not (tmp_path / "out" / "results").exists()
 
 
@@ -217,7 +217,7 @@ def test_results_on_the_cluster_equal_a_local_run_byte_for_byte(cluster, tmp_pat
             yield result
 
     summary = evaluate("otb", root, trackers, tmp_path / "ray", TrackerSpec(device="cpu"), progress=seen,
-                       engine=RayCluster(cluster.client_address))  # through Ray Client
+                       runner=RayCluster(cluster.client_address))  # through Ray Client
     local = result_bytes(tmp_path / "local")
     assert len(local) == 2 * len(trackers) * 3  # boxes and times per tracker and sequence
     assert result_bytes(tmp_path / "ray") == local
@@ -244,7 +244,7 @@ def test_a_node_killed_while_it_runs_a_job_loses_no_result(cluster, tmp_path, mo
     killer = threading.Thread(target=kill_the_second_node_at_work)
     killer.start()
     try:
-        summary = evaluate("otb", root, [FAST], tmp_path / "ray", TrackerSpec(device="cpu"), engine=RayCluster())
+        summary = evaluate("otb", root, [FAST], tmp_path / "ray", TrackerSpec(device="cpu"), runner=RayCluster())
     finally:
         run_ended.set()
         killer.join()

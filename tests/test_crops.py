@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from siamtrack.crops import context_size, crop_and_resize
+from siamtrack.core.crops import context_size, crop_and_resize
 
 
 def bright_box_image(x0, y0, w, h, size=(200, 300)):

@@ -3,8 +3,7 @@ import cv2
 import numpy as np
 import pytest
 
-from siamtrack.draw import (CAPTION_CORNER, CAPTION_SCALE, FONT, GREEN, LABEL_SCALE, PAD, RED, draw_box, draw_boxes,
-                            draw_caption)
+from siamtrack.draw import CAPTION_CORNER, CAPTION_SCALE, FONT, GREEN, LABEL_SCALE, PAD, RED, draw_boxes, draw_caption
 
 GREY = 90
 
@@ -65,18 +64,18 @@ def test_labels_of_close_boxes_do_not_overlap(first, second):
 
 def test_label_goes_above_its_box_and_stays_in_the_frame():
     frame = flat()
-    draw_box(frame, (100, 50, 40, 30), GREEN, "siamtrack")
+    draw_boxes(frame, [((100, 50, 40, 30), GREEN, "siamtrack")])
     ink = np.any(frame != flat(), axis=2)
     ink[48:83, 98:143] = False  # the box outline itself
     x0, y0, x1, y1 = ink_box(ink)
     assert x0 == 100 and y1 <= 49
     frame = flat()
-    draw_box(frame, (220, 0, 19, 19), GREEN, "siamtrack")  # at the top-right corner
+    draw_boxes(frame, [((220, 0, 19, 19), GREEN, "siamtrack")])  # at the top-right corner
     assert frame[0, -1].tolist() != [GREY] * 3 and frame[:, :150].min() == GREY  # moved in, not cut
 
 
-def test_draw_box_without_a_label_draws_only_the_box():
+def test_a_box_without_a_label_draws_only_the_box():
     frame = flat()
-    draw_box(frame, (10.4, 20.6, 30, 40), RED)
+    draw_boxes(frame, [((10.4, 20.6, 30, 40), RED, "")])
     ys, xs = np.nonzero(np.any(frame != GREY, axis=2))
     assert (xs.min(), ys.min(), xs.max(), ys.max()) == (9, 20, 41, 62)

@@ -3,7 +3,7 @@ import cv2
 import numpy as np
 
 from siamtrack.config import DSSTConfig
-from siamtrack.dsst import ScaleFilter, fhog
+from siamtrack.core.dsst import ScaleFilter, fhog
 from siamtrack.synthetic import make_object, smooth_texture
 
 

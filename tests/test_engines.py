@@ -4,18 +4,22 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import OTB_MINI, require
 from got10k.utils.metrics import rect_iou
 from PIL import Image
 
-from conftest import OTB_MINI, require
 from siamtrack import SiamFCTracker
 from siamtrack.cli import main
 from siamtrack.config import ModelConfig, TrackConfig
-from siamtrack.datasets import load_otb
-from siamtrack.engines import EXACT_BACKENDS, build_engine, example_inputs, export_onnx, fold_batchnorm
+from siamtrack.core.backends import EXACT_BACKENDS, example_inputs, fold_batchnorm
+from siamtrack.core.frame_loop import track_frames
+from siamtrack.core.model import build_backend
+from siamtrack.core.onnx import export_onnx
+from siamtrack.core.response import BicubicUpsampler
+from siamtrack.datasets import load_sequences
 from siamtrack.errors import ConfigError
 from siamtrack.models import SiameseNet
-from siamtrack.tracker import BicubicUpsampler, track_frames
+from siamtrack.models.levels import single_level
 
 BOX_TOLERANCE_PX = 0.01
 OTB_FRAMES = 30
@@ -31,19 +35,19 @@ def needs(backend: str) -> None:
 
 def plain_interpolation(tracker: SiamFCTracker) -> SiamFCTracker:
     """The tracker with F.interpolate for its upsampling: with the eager backend, the original SiamFC path."""
-    size = (tracker.upscale_size,) * 2
-    tracker._upsampler = lambda r: F.interpolate(r, size=size, mode="bicubic", align_corners=False)[:, 0]
+    size = (tracker.peaks.upscale_size,) * 2
+    tracker.peaks._upsampler = lambda r: F.interpolate(r, size=size, mode="bicubic", align_corners=False)[:, 0]
     return tracker
 
 
 def boxes(tracker: SiamFCTracker, frames, box) -> np.ndarray:
-    return np.array([result for _, _, result, _, _ in track_frames(tracker, frames, box)])
+    return np.array([result for _, _, result, _ in track_frames(tracker, frames, box)])
 
 
 def assert_same_boxes(config: str, backend: str, frames, box) -> None:
     reference = plain_interpolation(SiamFCTracker(config, device="cpu", backend="eager"))
     fast = SiamFCTracker(config, device="cpu", backend=backend)
-    assert fast.net.backend == backend
+    assert fast.model.backend.name == backend
     expected, got = boxes(reference, frames, box), boxes(fast, frames, box)
     assert np.abs(got - expected).max() < BOX_TOLERANCE_PX
 
@@ -58,16 +62,24 @@ def random_net():
         if isinstance(module, torch.nn.BatchNorm2d):
             module.running_mean.uniform_(-1, 1)
             module.running_var.uniform_(0.5, 2)
-    return net
+    return single_level(net)
 
 
 def test_folded_batchnorm_keeps_the_outputs(random_net):
     folded = fold_batchnorm(random_net)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in random_net.modules())  # folded on a copy
     z, x = example_inputs(TrackConfig(), torch.device("cpu"))
     z, x = z.uniform_(0, 255), x.uniform_(0, 255)
     with torch.inference_mode():
-        assert torch.allclose(folded(z, x), random_net(z, x), rtol=1e-4, atol=1e-4)
+        assert torch.allclose(folded(z, x)[0], random_net(z, x)[0], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("backbone", ["alexnet", "lite0_s3", "lite0_s5d"])
+def test_every_backbone_declares_all_its_batch_norms_to_fold(backbone):
+    """A batch norm left unfolded still computes right, only slower: every one must be in a known pair."""
+    net = single_level(SiameseNet(ModelConfig(backbone=backbone, adjust=16)))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fold_batchnorm(net).modules())
 
 
 def test_matrix_upsampling_equals_interpolate():
@@ -80,12 +92,12 @@ def test_matrix_upsampling_equals_interpolate():
 def test_every_exact_backend_embeds_like_the_network(random_net, backend):
     needs(backend)
     track = TrackConfig()
-    engine = build_engine(random_net, backend, track, torch.device("cpu"))
+    engine = build_backend(random_net, backend, track, torch.device("cpu"))
     z, x = example_inputs(track, torch.device("cpu"))
     z, x = z.uniform_(0, 255), x.uniform_(0, 255)
     with torch.inference_mode():
-        expected = random_net(z, x)
-        got = engine.correlate(engine.embed_exemplar(z), engine.embed_search(x))
+        (expected,) = random_net(z, x)
+        (got,) = engine.correlate(engine.embed_exemplar(z), engine.embed_search(x))
     assert torch.allclose(got, expected, rtol=1e-4, atol=1e-4)
 
 
@@ -99,7 +111,7 @@ def test_backends_give_the_eager_boxes_on_the_synthetic_clip(clip, backend):
 @pytest.mark.parametrize("backend", FAST_BACKENDS)
 def test_backends_give_the_eager_boxes_on_a_real_sequence(backend):
     needs(backend)
-    sequence = load_otb(require(OTB_MINI) / "Crossing")[0]
+    sequence = load_sequences(require(OTB_MINI) / "Crossing")[0]
     frames = [Image.open(path) for path in sequence.frames[:OTB_FRAMES]]
     assert_same_boxes("siamfc_lite0", backend, frames, sequence.boxes[0])
 
@@ -112,18 +124,18 @@ def test_int8_tracks_the_synthetic_target(clip):
 
 def test_int8_is_cpu_only(random_net):
     with pytest.raises(ConfigError, match="CPU only"):
-        build_engine(random_net, "onnxruntime-int8", TrackConfig(), torch.device("cuda"))
+        build_backend(random_net, "onnxruntime-int8", TrackConfig(), torch.device("cuda"))
 
 
 def test_unknown_backend_is_a_config_error(random_net):
     with pytest.raises(ConfigError, match="unknown backend 'tensorrt'"):
-        build_engine(random_net, "tensorrt", TrackConfig(), torch.device("cpu"))
+        build_backend(random_net, "tensorrt", TrackConfig(), torch.device("cpu"))
 
 
 def test_missing_onnxruntime_is_one_clear_error(random_net, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # what an import finds when the package is absent
     with pytest.raises(ConfigError, match=r"pip install 'siamtrack\[onnx\]'"):
-        build_engine(random_net, "onnxruntime", TrackConfig(), torch.device("cpu"))
+        build_backend(random_net, "onnxruntime", TrackConfig(), torch.device("cpu"))
 
 
 def test_onnx_export_has_a_dynamic_batch(random_net, tmp_path):
@@ -138,7 +150,7 @@ def test_onnx_export_has_a_dynamic_batch(random_net, tmp_path):
         x = torch.rand(batch, 3, 255, 255) * 255
         (features,) = session.run(None, {"search": x.numpy()})
         with torch.inference_mode():
-            expected = random_net.embed_search(x)
+            (expected,) = random_net.embed_search(x)
         assert np.allclose(features, expected.numpy(), rtol=1e-4, atol=1e-4)
 
 
@@ -154,7 +166,8 @@ def test_update_leaves_process_wide_settings_alone(clip):
     trackers in two threads, so an update must see, and leave, the caller's."""
     tracker = SiamFCTracker("siamfc_lite0_fast", device="cpu", backend="eager")
     seen = []
-    for module in (tracker.net.embed_z, tracker.net.embed_x, tracker.net.head):
+    backend = tracker.model.backend
+    for module in (backend.exemplar_branch, backend.search_branch, backend.head):
         module.register_forward_hook(lambda *_: seen.append((torch.get_num_threads(),
                                                              torch.backends.cudnn.allow_tf32)))
     caller = torch.get_num_threads(), torch.backends.cudnn.allow_tf32

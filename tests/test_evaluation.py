@@ -15,21 +15,24 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import OTB_MINI, require
 from got10k.trackers import Tracker
 
-from conftest import OTB_MINI, require
 from siamtrack import SiamFCTracker, TrackerSpec
 from siamtrack.baselines import OPENCV_TRACKERS, OpenCVTracker
-from siamtrack.checkpoint import save_atomic
 from siamtrack.config import load_config
+from siamtrack.core.checkpoint import save_checkpoint
 from siamtrack.datasets import ONE_BASED, load_sequences
 from siamtrack.errors import EvaluationError, SiamtrackError
-from siamtrack.evaluation import evaluate, plan, summarize
-from siamtrack.experiments import PARTIAL, open_benchmark, write_atomic
-from siamtrack.metrics import overlaps, sequence_curves
-from siamtrack.report import summary_markdown
+from siamtrack.evaluation import evaluate
+from siamtrack.evaluation.benchmark import open_benchmark
+from siamtrack.evaluation.jobs import plan
+from siamtrack.evaluation.metrics import overlaps, sequence_curves
+from siamtrack.evaluation.registry import build_tracker
+from siamtrack.evaluation.report import summary_markdown
+from siamtrack.evaluation.scoring import summarize
+from siamtrack.files import PARTIAL, write_atomic
 from siamtrack.models import SiameseNet
-from siamtrack.registry import build_tracker
 from siamtrack.synthetic import make_clip
 
 REPO = Path(__file__).resolve().parents[1]
@@ -95,7 +98,7 @@ def siam_options(tmp_path_factory) -> TrackerSpec:
     torch.manual_seed(0)
     cfg = load_config("siamfc_alexnet", ['weights=""'])
     path = tmp_path_factory.mktemp("weights") / "alexnet_random.pt"
-    save_atomic({"model": SiameseNet(cfg.model).state_dict(), "config": cfg.to_dict()}, path)
+    save_checkpoint({"model": SiameseNet(cfg.model).state_dict(), "config": cfg.to_dict()}, path)
     return TrackerSpec(weights=str(path), device="cpu")
 
 
@@ -130,7 +133,6 @@ def test_scores_equal_got10ks_own_on_the_same_result_files(otb, tmp_path):
             boxes = np.maximum(truth + jitter, 1)
             records, _ = benchmark.result_files(tracker, name)
             benchmark.experiment._record(records[0], boxes, np.full(len(boxes), 0.01))
-    from siamtrack.evaluation import summarize
     summary = summarize(benchmark, ["noisy", "noisier"])
     for tracker in ("noisy", "noisier"):
         theirs = summary.report[tracker]
@@ -150,7 +152,6 @@ def test_the_size_bound_scores_the_tracked_centres_with_the_true_sizes(otb, tmp_
         boxes = np.concatenate([truth[:, :2] - truth[:, 2:] / 2, truth[:, 2:] * 2], axis=1)
         records, _ = benchmark.result_files("oversized", name)
         benchmark.experiment._record(records[0], boxes, np.full(len(boxes), 0.01))
-    from siamtrack.evaluation import summarize
     scores = summarize(benchmark, ["oversized"]).overall["oversized"]
     assert scores["size_bound"] == pytest.approx(20 / 21)  # IoU 1 beats every threshold but 1
     assert scores["success_auc"] < 0.4 and scores["precision"] == 1.0
@@ -172,6 +173,11 @@ def test_eval_of_a_single_target_gives_the_boxes_of_the_tracker_run_alone(otb, t
 
 # --- box conventions and benchmark layouts
 
+def run_sequence(benchmark, tracker, name: str, index: int) -> None:
+    """Run sequence `index` with `tracker` and keep its results under `name`, in this process, as a job would."""
+    benchmark.store(name, benchmark.seq_names[index], benchmark.track(tracker, name, index))
+
+
 class Probe(Tracker):
     """Remembers the box it was given and answers it shifted 3 px right."""
 
@@ -190,7 +196,7 @@ def test_trackers_get_0_based_boxes_and_results_keep_the_benchmarks_convention(o
     root = otb if dataset == "otb" else write_got10k_val(otb, tmp_path / "got10k")
     benchmark = open_benchmark(dataset, root, tmp_path / "out")
     probe = Probe()
-    benchmark.run_sequence(probe, "probe", 0)
+    run_sequence(benchmark, probe, "probe", 0)
     truth_0_based = make_clip(seed=SEQUENCES[benchmark.seq_names[0]]).boxes[0]
     assert np.array_equal(probe.given, truth_0_based)
     records, _ = benchmark.result_files("probe", benchmark.seq_names[0])
@@ -270,8 +276,7 @@ def test_vot_runs_and_reports_failures_on_numpy_2(tmp_path):
     # long enough to score frames past VOT's 10-frame burn-in after initialisation
     benchmark = open_benchmark("vot", write_vot(tmp_path / "vot", frames=24), tmp_path / "out")
     for index in range(len(benchmark.seq_names)):
-        benchmark.run_sequence(Runaway(), "runaway", index)
-    from siamtrack.evaluation import summarize
+        run_sequence(benchmark, Runaway(), "runaway", index)
     summary = summarize(benchmark, ["runaway"])
     name = benchmark.seq_names[0]
     records, _ = benchmark.result_files("runaway", name)
@@ -573,16 +578,16 @@ def test_cli_eval_prints_the_table_and_resumes_only_when_asked(otb, tmp_path, ca
 
 
 def test_cli_eval_backend_reaches_every_siamtrack_model(otb, tmp_path, monkeypatch):
-    from siamtrack import evaluation
     from siamtrack.cli import main
-    built, real = [], evaluation.build_tracker
+    from siamtrack.evaluation import jobs
+    built, real = [], jobs.build_tracker
 
-    def spy(name, spec):
-        tracker = real(name, spec)
-        built.append((name, tracker.net.backend))
+    def spy(name, spec, model):
+        tracker = real(name, spec, model)
+        built.append((name, tracker.model.backend.name))
         return tracker
 
-    monkeypatch.setattr(evaluation, "build_tracker", spy)
+    monkeypatch.setattr(jobs, "build_tracker", spy)
     assert main(["eval", "--dataset", "otb", "--root", str(otb), "--trackers", "siamtrack,siamfc_lite0_fast",
                  "--config", "siamfc_lite0_fast", "--backend", "eager", "--out", str(tmp_path / "out"),
                  "--quiet"]) == 0
@@ -633,14 +638,16 @@ def test_sigterm_mid_run_keeps_no_half_written_file_and_resume_recomputes_nothin
 
 
 def test_each_job_sets_its_share_of_the_cpu_threads_and_the_callers_come_back(otb, tmp_path, monkeypatch):
-    from siamtrack import evaluation
-    calls, real = [], evaluation.use_threads
+    from siamtrack import process
+    from siamtrack.evaluation import jobs
+    calls, real = [], process.use_threads
 
     def spy(threads):
         calls.append(threads)
         real(threads)
 
-    monkeypatch.setattr(evaluation, "use_threads", spy)
+    monkeypatch.setattr(process, "use_threads", spy)  # each job's, through process.set_up
+    monkeypatch.setattr(jobs, "use_threads", spy)  # the caller's, put back
     before = torch.get_num_threads()
     evaluate("otb", otb, ["kcf"], tmp_path / "out", workers=1, threads=3)
     assert calls == [3] * len(SEQUENCES) + [before] and torch.get_num_threads() == before
@@ -648,7 +655,7 @@ def test_each_job_sets_its_share_of_the_cpu_threads_and_the_callers_come_back(ot
 
 def test_the_progress_bar_counts_the_nodes_that_ran_jobs(capsys):
     from siamtrack.cli.eval import progress_bar
-    from siamtrack.evaluation import Job, JobResult
+    from siamtrack.evaluation.jobs import Job, JobResult
     results = [JobResult(Job("kcf", i, f"s{i}"), {}, None, node) for i, node in enumerate(["a1", "b2", "a1"])]
     assert list(progress_bar(iter(results), 3, quiet=False, show_nodes=True)) == results
     err = capsys.readouterr().err

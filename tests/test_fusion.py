@@ -7,11 +7,12 @@ import torch
 from got10k.utils.metrics import rect_iou
 
 from siamtrack import SiamFCTracker
-from siamtrack.checkpoint import build_net
 from siamtrack.config import TrackConfig, load_config
-from siamtrack.engines import export_onnx
+from siamtrack.core.checkpoint import build_net
+from siamtrack.core.fusion import ResponseFusion, sharpness
+from siamtrack.core.onnx import export_onnx
 from siamtrack.errors import ConfigError
-from siamtrack.fusion import ResponseFusion, sharpness, with_fusion
+from siamtrack.models.levels import tracking_net
 from siamtrack.synthetic import make_clip
 
 CLIP_FRAMES = 6
@@ -24,10 +25,7 @@ FAST_BLOCKS = ("model.fusion=blocks", "model.fusion_blocks=4")
 # its 24-channel level after its first 3 blocks (stride 4), pooled to the output's stride
 FAST_POOLED = ("model.fusion=blocks", "model.fusion_blocks=3")
 LEVELS = ["40-channel level", "24-channel level pooled"]
-FUSIONS = {  # the shipped default's adaptive weighing, fused with each kind of second level
-    "own level": (DEFAULT, ("model.fusion=blocks", "track.fusion_adaptive=true")),
-    "fast branch": (DEFAULT, ("model.fusion=branch", "track.fusion_adaptive=true")),
-}
+FUSED = ("model.fusion=blocks", "track.fusion_adaptive=true")  # the shipped default's adaptive weighing
 
 
 def boxes(clip, config: str, overrides=(), backend: str = "torch") -> np.ndarray:
@@ -36,13 +34,12 @@ def boxes(clip, config: str, overrides=(), backend: str = "torch") -> np.ndarray
     return np.array([tracker.update(frame) for frame in clip.frames[1:]])
 
 
-@pytest.mark.parametrize("fusion, backend", [("own level", "eager"), ("own level", "torch"), ("fast branch", "torch")])
-def test_weight_one_gives_exactly_the_unfused_boxes(clip, fusion, backend):
-    config, sets = FUSIONS[fusion]
-    today = boxes(clip, config, ("model.fusion=none",), backend)  # the default's loop before fusion shipped
-    assert np.array_equal(boxes(clip, config, (*sets, "track.fusion_weight=1"), backend), today)
+@pytest.mark.parametrize("backend", ["eager", "torch"])
+def test_weight_one_gives_exactly_the_unfused_boxes(clip, backend):
+    today = boxes(clip, DEFAULT, ("model.fusion=none",), backend)  # the default's loop before fusion shipped
+    assert np.array_equal(boxes(clip, DEFAULT, (*FUSED, "track.fusion_weight=1"), backend), today)
     # the fused path is live: the second level alone tracks otherwise
-    assert not np.array_equal(boxes(clip, config, (*sets, "track.fusion_weight=0"), backend), today)
+    assert not np.array_equal(boxes(clip, DEFAULT, (*FUSED, "track.fusion_weight=0"), backend), today)
 
 
 @pytest.mark.parametrize("level", [FAST_BLOCKS, FAST_POOLED], ids=LEVELS)
@@ -60,7 +57,7 @@ def test_int8_runs_both_levels_in_int8_and_tracks_the_target(monkeypatch, tmp_pa
     clip = make_clip(num_frames=TRACKING_CLIP_FRAMES)
     sets = (*FAST_BLOCKS, "track.fusion_weight=0.5", "track.fusion_adaptive=true")
     tracker = SiamFCTracker(FAST, device="cpu", backend="onnxruntime-int8", overrides=sets, quiet=True)
-    kernels = tracker.net.embed_exemplar(torch.zeros(1, 3, 127, 127))
+    kernels = tracker.model.backend.embed_exemplar(torch.zeros(1, 3, 127, 127))
     assert [k.shape[1] for k in kernels] == [40, 40]  # the output and the level, both from the int8 graph
     tracker.init(clip.frames[0], clip.boxes[0])
     tracked = np.array([tracker.update(frame) for frame in clip.frames[1:]])
@@ -70,8 +67,8 @@ def test_int8_runs_both_levels_in_int8_and_tracks_the_target(monkeypatch, tmp_pa
 def test_a_finer_level_is_pooled_to_the_trunks_stride_and_tracks_the_target_alone():
     clip = make_clip(num_frames=TRACKING_CLIP_FRAMES)
     tracker = SiamFCTracker(FAST, device="cpu", overrides=(*FAST_POOLED, "track.fusion_weight=0"), quiet=True)
-    kernels = tracker.net.embed_exemplar(torch.zeros(1, 3, 127, 127))
-    features = tracker.net.embed_search(torch.zeros(1, 3, 255, 255))
+    kernels = tracker.model.backend.embed_exemplar(torch.zeros(1, 3, 127, 127))
+    features = tracker.model.backend.embed_search(torch.zeros(1, 3, 255, 255))
     assert [k.shape[1:] for k in kernels] == [(40, 8, 8), (24, 8, 8)]  # both cropped to the same 8 x 8 centre
     assert [f.shape[1:] for f in features] == [(40, 32, 32), (24, 32, 32)]  # so one response size
     tracker.init(clip.frames[0], clip.boxes[0])
@@ -82,7 +79,7 @@ def test_a_finer_level_is_pooled_to_the_trunks_stride_and_tracks_the_target_alon
 def test_a_fused_model_exports_each_level_as_an_output(tmp_path):
     onnx = pytest.importorskip("onnx", reason="the onnx extra is not installed")
     cfg, net, _ = build_net(FAST, None, FAST_BLOCKS)
-    paths = export_onnx(with_fusion(net, cfg).eval(), cfg.track, tmp_path)
+    paths = export_onnx(tracking_net(net, cfg.model).eval(), cfg.track, tmp_path)
     outputs = {kind: [o.name for o in onnx.load(path).graph.output] for kind, path in paths.items()}
     assert outputs == {"exemplar": ["kernel", "fusion_kernel"], "search": ["features", "fusion_features"]}
 
@@ -95,7 +92,7 @@ def pyramid_maps(targets: int, scales: int, size: int = 25) -> torch.Tensor:
 def test_a_fixed_weight_mixes_each_levels_map_over_its_pyramid_maximum():
     track = TrackConfig(fusion_weight=0.7)
     deep, shallow = pyramid_maps(2, 3), 5 * pyramid_maps(2, 3).flip(-1)
-    fused = ResponseFusion(track)(deep, shallow).view(2, 3, 25, 25)
+    fused = ResponseFusion(track)((deep, shallow)).view(2, 3, 25, 25)
     for target, (d, s) in enumerate(zip(deep.view(2, 3, 25, 25), shallow.view(2, 3, 25, 25))):
         expected = d.max() * (0.7 * d / d.max() + 0.3 * s / s.max())
         assert torch.allclose(fused[target], expected, rtol=1e-5)
@@ -142,9 +139,9 @@ def test_several_fused_targets_get_the_boxes_each_gets_alone(clip, level):
 
 @pytest.mark.parametrize("sets, message", [
     (("model.fusion=blocks", "model.fusion_blocks=5"), "between 1 and 4"),  # the trunk's own output
-    (("model.fusion=pyramid",), "must be one of none|blocks|branch"),
+    (("model.fusion=pyramid",), "must be one of none|blocks"),
+    (("model.fusion=branch",), "must be one of none|blocks"),  # a second network as a level: retired
     (("track.fusion_weight=1.5",), "between 0 and 1"),
-    (("model.fusion=branch", "model.fusion_branch=siamfc_nothing"), "no config named 'siamfc_nothing'"),
 ])
 def test_a_fusion_that_cannot_be_built_is_a_config_error(sets, message):
     with pytest.raises(ConfigError, match=message):

@@ -11,11 +11,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import read_boxes
 from got10k.utils.metrics import rect_iou
 
-from conftest import read_boxes
 from siamtrack.cli import main
-from siamtrack.tracker import SiamFCTracker
+from siamtrack.core.tracker import SiamFCTracker
 
 FAST = ["--config", "siamfc_lite0_fast", "--threads", "1"]
 CLIP_FRAMES = 90

@@ -6,8 +6,8 @@ import torch
 
 from siamtrack.config import TrainConfig
 from siamtrack.models.head import XCorr
-from siamtrack.training.losses import (PairLoss, balance_weights, contrastive_loss, embedding_distances,
-                                       label_maps, logistic_loss, triplet_loss)
+from siamtrack.training.losses import (PairLoss, balance_weights, contrastive_loss, embedding_distances, label_maps,
+                                       logistic_loss, triplet_loss)
 
 ONE_POSITIVE = torch.tensor([[1.0, 0.0, 0.0, 0.0]])
 

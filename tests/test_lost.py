@@ -6,10 +6,10 @@ import pytest
 
 from siamtrack import SiamFCTracker
 from siamtrack.config import load_config
+from siamtrack.core.frame_loop import track_frames
 from siamtrack.errors import ConfigError
-from siamtrack.metrics import overlaps
+from siamtrack.evaluation.metrics import overlaps
 from siamtrack.synthetic import make_object, smooth_texture
-from siamtrack.tracker import track_frames
 
 MODELS = ("siamfc_lite0", "siamfc_lite0_fast")
 HEIGHT, WIDTH, TARGET_W, TARGET_H, TOP, LEFT = 360, 640, 80, 60, 150, 240
@@ -46,7 +46,7 @@ def walk(shown: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
 
 def updates(tracker, frames, box) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Boxes, scores and lost flags of every update (frame 0, the given box, left out)."""
-    rows = [(found, score, tracker.lost) for index, _, found, score, _ in track_frames(tracker, frames, box) if index]
+    rows = [(found, tracker.score, tracker.lost) for index, _, found, _ in track_frames(tracker, frames, box) if index]
     return tuple(np.array(column) for column in zip(*rows))
 
 

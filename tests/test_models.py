@@ -3,9 +3,9 @@ import torch
 import torch.nn.functional as F
 
 from siamtrack.config import ModelConfig
-from siamtrack.models import SiameseNet, XCorr, build_backbone
-from siamtrack.models.head import correlate_one
 from siamtrack.errors import ConfigError
+from siamtrack.models import SiameseNet, XCorr, build_backbone
+from siamtrack.models.head import correlate_depthwise
 
 
 def test_alexnet_paper_shapes():
@@ -53,7 +53,7 @@ def assert_same_map(got: torch.Tensor, expected: torch.Tensor) -> None:
 def test_fast_single_exemplar_correlation_equals_conv2d(channels, kernel, search):
     torch.manual_seed(channels)
     z, x = torch.randn(1, channels, kernel, kernel), torch.randn(3, channels, search, search)
-    assert_same_map(correlate_one(x, z), F.conv2d(x, z))
+    assert_same_map(correlate_depthwise(x, z, 1), F.conv2d(x, z))  # one kernel, the depthwise way
     assert_same_map(XCorr(0.001)(z, x), 0.001 * F.conv2d(x, z))
     zn = (z - z.mean()) / (z - z.mean()).norm()
     energy = F.conv2d(x * x, torch.ones_like(z)).sqrt()

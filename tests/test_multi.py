@@ -5,8 +5,8 @@ import threading
 import cv2
 import numpy as np
 import pytest
-
 from conftest import OTB_MINI, require
+
 from siamtrack import SiamFCTracker
 from siamtrack.errors import BoxError, TargetError
 from siamtrack.synthetic import make_clip
@@ -42,7 +42,7 @@ def test_each_target_gets_the_boxes_it_gets_alone(tracker, crossing):
     frames, boxes = crossing
     alone = np.stack([track_alone(tracker, frames, box) for box in boxes], axis=1)
     calls = []
-    hook = tracker.net.embed_x.register_forward_hook(lambda m, inp, out: calls.append(inp[0].shape[0]))
+    hook = tracker.model.backend.search_branch.register_forward_hook(lambda m, inp, out: calls.append(inp[0].shape[0]))
     try:
         tracker.init(frames[0], boxes)
         together = np.array([tracker.update(frame) for frame in frames[1:]])
@@ -62,7 +62,7 @@ def test_the_whole_batch_in_one_call_gives_the_same_boxes(crossing):
     parts = SiamFCTracker(CONFIG, device="cpu")
     whole = SiamFCTracker(CONFIG, device="cpu", overrides=["track.cpu_search_batch=0"])
     calls = []
-    whole.net.embed_x.register_forward_hook(lambda m, inp, out: calls.append(inp[0].shape[0]))
+    whole.model.backend.search_branch.register_forward_hook(lambda m, inp, out: calls.append(inp[0].shape[0]))
     assert np.abs(track_alone(whole, frames[:4], boxes) - track_alone(parts, frames[:4], boxes)).max() <= TOLERANCE_PX
     assert calls == [len(boxes) * whole.crops_per_target] * 3
 

@@ -11,7 +11,7 @@ def test_installed_package_finds_its_configs_and_weights(tmp_path):
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
                     "--target", str(target), str(REPO)], check=True, cwd=tmp_path)
-    probe = ("import siamtrack, siamtrack.config as c, siamtrack.checkpoint as t; "
+    probe = ("import siamtrack, siamtrack.config as c, siamtrack.core.checkpoint as t; "
              "cfg = c.load_config(); print(siamtrack.__file__); print(c.resolve_weights_path(cfg)); "
              "print(t.build_net(None, None)[2])")
     env = {**os.environ, "PYTHONPATH": str(target)}

@@ -3,11 +3,12 @@ import numpy as np
 import pytest
 import torch
 
-from siamtrack import quantize
 from siamtrack.config import ModelConfig, TrackConfig
-from siamtrack.engines import build_engine
+from siamtrack.core import quantize
+from siamtrack.core.model import build_backend
+from siamtrack.core.quantize import calibration_batches
 from siamtrack.models import SiameseNet
-from siamtrack.quantize import calibration_batches
+from siamtrack.models.levels import single_level
 
 
 def test_calibration_crops_come_with_a_progress_bar_on_stderr_that_goes_when_done(capsys):
@@ -23,18 +24,18 @@ def test_the_second_int8_build_reads_the_cache_and_skips_calibration(monkeypatch
     pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     torch.manual_seed(0)
-    net = SiameseNet(ModelConfig(backbone="lite0_s3", exemplar_crop=8)).eval()
+    net = single_level(SiameseNet(ModelConfig(backbone="lite0_s3", exemplar_crop=8)).eval())
     track = TrackConfig(int8_calibration_frames=3)
-    first = build_engine(net, "onnxruntime-int8", track, torch.device("cpu"))
+    first = build_backend(net, "onnxruntime-int8", track, torch.device("cpu"))
     assert len(list((tmp_path / "siamtrack" / "int8").glob("*.onnx"))) == 2  # the exemplar and search branches
 
     def no_calibration(*args):
         raise AssertionError("calibrated again")
     monkeypatch.setattr(quantize, "quantize_int8", no_calibration)
-    second = build_engine(net, "onnxruntime-int8", track, torch.device("cpu"))
+    second = build_backend(net, "onnxruntime-int8", track, torch.device("cpu"))
     x = torch.rand(3, 3, 255, 255) * 255
     with torch.inference_mode():
-        assert torch.equal(second.embed_search(x), first.embed_search(x))
+        assert torch.equal(second.embed_search(x)[0], first.embed_search(x)[0])
     # another model, or other calibration settings, is another key: calibrated anew
     with pytest.raises(AssertionError, match="calibrated again"):
-        build_engine(net, "onnxruntime-int8", TrackConfig(int8_calibration_frames=4), torch.device("cpu"))
+        build_backend(net, "onnxruntime-int8", TrackConfig(int8_calibration_frames=4), torch.device("cpu"))

@@ -11,10 +11,10 @@ from contextlib import suppress
 from pathlib import Path
 
 import pytest
-
 from conftest import SHARED_DATA
-from siamtrack.cli import build_parser
 from test_live import free_port, needs
+
+from siamtrack.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()

@@ -6,11 +6,11 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import read_boxes
+from test_live import free_port, listening, needs, wait_until
+
 from siamtrack.errors import SourceError
 from siamtrack.sources import open_source
-from test_live import free_port, listening, needs, wait_until
 
 KILL_AFTER = 10  # frames read before the server is killed
 OUTAGE = 1.5  # seconds the server stays away before it is restarted

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import OTB_MINI, require
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "reference_boxes.json").read_text())
@@ -18,6 +17,7 @@ def test_boxes_equal_the_reference(key):
     import sys
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
     from reference_boxes import boxes_of
+
     from siamtrack.datasets import load_sequences
     from siamtrack.inputs import read_rgb
     sequence = load_sequences(require(OTB_MINI) / REFERENCE["sequence"])[0]

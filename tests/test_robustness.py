@@ -17,19 +17,18 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from got10k.utils.metrics import rect_iou
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from conftest import count_frames, read_boxes, write_frames, write_otb, write_video
+from got10k.utils.metrics import rect_iou
+from hypothesis import given, settings, strategies as st
+
 from siamtrack import SiamFCTracker
-from siamtrack.experiments import open_benchmark
 from siamtrack.cli import main
 from siamtrack.config import load_config
+from siamtrack.core.frame_loop import track_frames
 from siamtrack.errors import BoxError, CheckpointError, ConfigError, FrameError, NotInitializedError
 from siamtrack.evaluation import evaluate
+from siamtrack.evaluation.benchmark import open_benchmark
 from siamtrack.synthetic import make_clip, make_object, smooth_texture
-from siamtrack.tracker import track_frames
 
 REPO = Path(__file__).resolve().parents[1]
 FAST_CONFIG = "siamfc_lite0_fast"
@@ -278,7 +277,7 @@ def test_a_folder_that_cannot_be_made_is_a_one_line_error(tmp_path, capsys):
 
 def test_sixteen_bit_arrays_track_as_their_eight_bit_values(tracker, clip):
     def boxes(frames):
-        return np.array([box for _, _, box, _, _ in track_frames(tracker, frames, clip.boxes[0])])
+        return np.array([box for _, _, box, _ in track_frames(tracker, frames, clip.boxes[0])])
     frames8 = clip.frames[:8]
     expected = boxes(frames8)
     assert np.array_equal(boxes([f.astype(np.uint16) * 257 for f in frames8]), expected)
@@ -320,10 +319,10 @@ def assert_sane(box: np.ndarray, score: float, width: int, height: int, cfg) -> 
 def track(tracker, frames, box) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Boxes, scores and lost flags of every update, each checked sane (frame 0, the given box, left out)."""
     updates = []
-    for index, frame, result, score, _ in track_frames(tracker, frames, box):
+    for index, frame, result, _ in track_frames(tracker, frames, box):
         if index:
-            assert_sane(result, score, frame.shape[1], frame.shape[0], tracker.cfg.track)
-            updates.append((result, score, tracker.lost))
+            assert_sane(result, tracker.score, frame.shape[1], frame.shape[0], tracker.cfg.track)
+            updates.append((result, tracker.score, tracker.lost))
     boxes, scores, lost = zip(*updates)
     return np.array(boxes), np.array(scores), np.array(lost)
 

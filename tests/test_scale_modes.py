@@ -5,8 +5,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from conftest import OTB_MINI, require
+
 from siamtrack import SiamFCTracker
 from siamtrack.synthetic import make_clip, make_object, smooth_texture
 
@@ -85,7 +85,7 @@ def test_the_exemplar_pyramid_takes_one_search_crop_a_target(tmp_path):
     clip = make_clip(num_frames=3)
     tracker = SiamFCTracker("siamfc_lite0_fast", device="cpu", overrides=["track.scale_mode=exemplar"])
     calls = []
-    tracker.net.embed_x.register_forward_hook(lambda m, inp, out: calls.append(inp[0].shape[0]))
+    tracker.model.backend.search_branch.register_forward_hook(lambda m, inp, out: calls.append(inp[0].shape[0]))
     tracker.init(clip.frames[0], np.array([clip.boxes[0], [40, 40, 60, 50]]))
     calls.clear()  # the exemplars' crops
     tracker.update(clip.frames[1])

@@ -17,17 +17,16 @@ import pytest
 pytest.importorskip("starlette", reason="starlette is in the serve extra")
 if not any(importlib.util.find_spec(name) for name in ("httpx2", "httpx")):
     pytest.skip("Starlette's test client needs httpx2 (the dev extra)", allow_module_level=True)
+from conftest import count_frames, write_video  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 from starlette.websockets import WebSocketDisconnect  # noqa: E402
 
-from conftest import count_frames, write_video  # noqa: E402
 from siamtrack import TrackerSpec  # noqa: E402
 from siamtrack.cli.serve import page_urls  # noqa: E402
 from siamtrack.errors import FrameError  # noqa: E402
 from siamtrack.serve import server_source  # noqa: E402
 from siamtrack.serve.app import Sessions, build_app  # noqa: E402
 from siamtrack.serve.frames import decode_frame  # noqa: E402
-from siamtrack.serve.gate import BuildGate  # noqa: E402
 from siamtrack.serve.mailbox import Frame, Mailbox  # noqa: E402
 from siamtrack.serve.protocol import Add, Clear, Init, ProtocolError, Remove, TrackUpload, parse_command  # noqa: E402
 from siamtrack.serve.security import is_loopback  # noqa: E402
@@ -129,33 +128,6 @@ def test_mailbox_keeps_commands_in_order_and_only_the_newest_frame():
     assert taken[2].number == 4 and taken[3].command == Remove(0)
 
 
-def test_a_tracker_is_built_alone_and_a_waiting_build_goes_before_new_tracking():
-    gate, order, release_first = BuildGate(), [], threading.Event()
-
-    def track(name, hold=None):
-        with gate.tracking():
-            order.append(f"{name} tracks")
-            if hold:
-                hold.wait(30)
-
-    def build():
-        with gate.building():
-            order.append("build")
-
-    first = threading.Thread(target=track, args=("first", release_first))
-    first.start()
-    wait_until(lambda: order == ["first tracks"], "the first call")
-    builder = threading.Thread(target=build)
-    builder.start()
-    wait_until(lambda: gate._builds_waiting == 1, "the build to wait for the call")
-    second = threading.Thread(target=track, args=("second",))
-    second.start()  # asks while the build waits: it goes after the build
-    release_first.set()
-    for thread in (first, builder, second):
-        thread.join(30)
-    assert order == ["first tracks", "build", "second tracks"]
-
-
 def test_frames_are_checked_before_they_are_decoded():
     assert decode_frame(jpeg(CLIP.frames[0])).shape == CLIP.frames[0].shape
     side = int(np.sqrt(MAX_FRAME_PIXELS)) + 1  # a few kilobytes of PNG that would decode past the limit
@@ -242,16 +214,6 @@ def test_bad_input_is_answered_and_the_session_goes_on():
         assert "lies outside" in ws.receive_json()["message"]
         ws.send_bytes(jpeg(CLIP.frames[2]))  # a bad add keeps the targets there were, and adds none
         assert [t["id"] for t in ws.receive_json()["targets"]] == [0]
-
-
-def test_a_tracker_that_cannot_be_built_is_reported_not_awaited_for_ever():
-    def broken():
-        raise RuntimeError("module is not installed as a submodule")
-
-    with TestClient(build_app(ServeSettings(SPEC), broken)) as test, test.websocket_connect("/ws") as ws:
-        assert ws.receive_json()["type"] == "hello"
-        error = ws.receive_json()
-        assert error["type"] == "error" and "could not build this session's tracker" in error["message"]
 
 
 def test_sessions_past_the_cap_are_told_to_come_back_later():

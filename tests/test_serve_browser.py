@@ -20,7 +20,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from conftest import OTB_MINI, count_frames, require, write_video
 from test_live import needs
 
@@ -118,18 +117,18 @@ class ServerThread:
 def recorded_server(request):
     """The app with trackers that record their frames; `request.param`: allow server sources."""
     pytest.importorskip("uvicorn", reason="uvicorn is in the serve extra")
-    from siamtrack import TrackerSpec
+    from siamtrack import SiamFCTracker, TrackerSpec
     from siamtrack.serve.app import build_app
     from siamtrack.serve.settings import ServeSettings
     spec = TrackerSpec(FAST, device="cpu")
     trackers = []
 
-    def build():
-        trackers.append(RecordingTracker(spec.build()))
+    def new_tracker(model):
+        trackers.append(RecordingTracker(SiamFCTracker(model)))
         return trackers[-1]
 
     settings = ServeSettings(spec, allow_server_sources=getattr(request, "param", False))
-    server = ServerThread(build_app(settings, build))
+    server = ServerThread(build_app(settings, new_tracker=new_tracker))
     server.trackers = trackers
     yield server
     server.stop()

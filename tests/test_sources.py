@@ -3,8 +3,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
 from conftest import write_video
+
 from siamtrack.sources import open_source
 
 

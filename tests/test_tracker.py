@@ -6,10 +6,9 @@ from PIL import Image
 
 from siamtrack import SiamFCTracker
 from siamtrack.config import load_config
+from siamtrack.core.frame_loop import track_frames
 from siamtrack.errors import BoxError, FrameError
 from siamtrack.inputs import as_rgb
-from siamtrack.tracker import track_frames
-
 
 CLIP_FRAMES = 60
 
@@ -20,7 +19,7 @@ def tracker():
 
 
 def run(tracker, frames, box):
-    return np.array([result for _, _, result, _, _ in track_frames(tracker, frames, box)])
+    return np.array([result for _, _, result, _ in track_frames(tracker, frames, box)])
 
 
 def test_shipped_weights_follow_the_synthetic_target(tracker, clip):
@@ -33,7 +32,7 @@ def test_shipped_weights_follow_the_synthetic_target(tracker, clip):
 def test_all_scales_go_through_one_batched_forward(clip):
     tracker = SiamFCTracker(config="siamfc_lite0_fast", device="cpu", overrides=["track.scale_mode=pyramid"])
     calls = []
-    hook = tracker.net.embed_x.register_forward_hook(lambda m, inp, out: calls.append(inp[0].shape[0]))
+    hook = tracker.model.backend.search_branch.register_forward_hook(lambda m, inp, out: calls.append(inp[0].shape[0]))
     try:
         tracker.init(clip.frames[0], clip.boxes[0])
         calls.clear()
@@ -83,6 +82,6 @@ def test_untrained_alexnet_runs_without_weights(clip):
     cfg = load_config("siamfc_alexnet", ['weights=""'])
     torch.manual_seed(0)
     tracker = SiamFCTracker(cfg, device="cpu")
-    assert tracker.weights_path is None and tracker.upscale_size == 17 * 16
+    assert tracker.weights_path is None and tracker.peaks.upscale_size == 17 * 16
     box = run(tracker, clip.frames[:3], clip.boxes[0])[-1]
     assert box.shape == (4,) and np.all(np.isfinite(box))

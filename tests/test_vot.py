@@ -4,9 +4,8 @@ import sys
 
 import numpy as np
 import pytest
-from got10k.utils.metrics import rect_iou
-
 from conftest import OTB_MINI, require
+from got10k.utils.metrics import rect_iou
 
 trax_client = pytest.importorskip("trax.client")
 from trax import TraxException  # noqa: E402

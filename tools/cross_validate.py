@@ -33,12 +33,13 @@ import torch
 from tqdm import tqdm
 
 from siamtrack import TrackerSpec
-from siamtrack.crops import context_crop
+from siamtrack.core.backends import BACKENDS
+from siamtrack.core.crops import context_crop
+from siamtrack.core.frame_loop import track_frames
+from siamtrack.core.tracker import SiamFCTracker
 from siamtrack.datasets import load_sequences
-from siamtrack.engines import BACKENDS
+from siamtrack.evaluation.metrics import mean_curves, sequence_curves, with_true_sizes
 from siamtrack.inputs import read_rgb
-from siamtrack.metrics import mean_curves, sequence_curves, with_true_sizes
-from siamtrack.tracker import SiamFCTracker, track_frames
 from siamtrack.training.pairs import pair_sources, sample_pair
 
 FOLDS = "folds.json"
@@ -93,7 +94,7 @@ def track_sequences(tracker: SiamFCTracker, sequences) -> list[tuple[np.ndarray,
     tracks = []
     for seq in sequences:
         frames = (read_rgb(path) for path in seq.frames)
-        boxes = np.array([box for _, _, box, _, _ in track_frames(tracker, frames, seq.boxes[0])])
+        boxes = np.array([box for _, _, box, _ in track_frames(tracker, frames, seq.boxes[0])])
         tracks.append((boxes[1:], seq.boxes[1:]))
     return tracks
 
@@ -115,9 +116,10 @@ def scale_picks(tracker: SiamFCTracker, sequences, pairs: int, seed: int) -> np.
         xs = np.stack([context_crop(frame_x, seq.boxes[j], t.context, search * t.scale_step ** o, t.search_size)
                        for o in SCALE_OFFSETS])
         with torch.inference_mode():
-            kernel = tracker.net.embed_exemplar(torch.from_numpy(z.transpose(2, 0, 1)[None].astype(np.float32)))
-            search = tracker.net.embed_search(torch.from_numpy(xs.transpose(0, 3, 1, 2).astype(np.float32)))
-            responses = tracker.net.correlate(kernel, search)[:, 0]
+            backend = tracker.model.backend
+            kernels = backend.embed_exemplar(torch.from_numpy(z.transpose(2, 0, 1)[None].astype(np.float32)))
+            search = backend.embed_search(torch.from_numpy(xs.transpose(0, 3, 1, 2).astype(np.float32)))
+            responses = backend.correlate(kernels, search)[0][:, 0]  # the deep level's
         c = (responses.shape[-1] - 1) // 2
         peaks = responses[:, c - 1:c + 2, c - 1:c + 2].amax(dim=(1, 2))  # at the target, give or take a cell
         picks.append(SCALE_OFFSETS[int(torch.argmax(peaks))])

@@ -23,15 +23,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from cross_validate import deal_folds, track_sequences
+from fusion_cv import summary
 from torch import nn
 from tqdm import tqdm
 
-from cross_validate import deal_folds, track_sequences
-from fusion_cv import summary
 from siamtrack import SiamFCTracker
 from siamtrack.datasets import load_sequences
+from siamtrack.evaluation.metrics import mean_curves, sequence_curves
 from siamtrack.inputs import read_rgb
-from siamtrack.metrics import mean_curves, sequence_curves
 from siamtrack.models.siamese import centre_crop
 from siamtrack.training.losses import label_maps, logistic_loss
 from siamtrack.training.pairs import pair_sources, sample_pair
@@ -64,7 +64,7 @@ def pair_features(tracker: SiamFCTracker, seqs, pairs_per_seq: int, seed: int) -
     """Per sequence: the exemplar kernels and search features of both levels on `pairs_per_seq` augmented pairs
     (the training recipe's augmentation), and the target's offsets."""
     cfg = tracker.cfg
-    levels = tracker.net.embed_x.net  # the TwoLevelNet (eager backend)
+    levels = tracker.model.net  # its LevelNet, two levels (the eager backend runs it as it is)
     transform = PairTransform(cfg.track, cfg.train)
     crop = cfg.model.exemplar_crop
     out = {}
@@ -140,7 +140,7 @@ def tracked_curves(seqs, adjust: nn.Module | None) -> list:
     """Each sequence's success curves tracked by the fused default, its shallow level adjusted or not."""
     tracker = SiamFCTracker(CONFIG, backend="eager", quiet=True)
     if adjust is not None:
-        levels = tracker.net.embed_x.net
+        levels = tracker.model.net
         levels.embed_x = AdjustedLevels(levels.embed_x, adjust)
     return [sequence_curves(boxes, truth) for boxes, truth in track_sequences(tracker, seqs)]
 
@@ -171,8 +171,8 @@ def main() -> None:
     pooled = [s for root in args.pooled for s in load_sequences(root)]
     longs = [s for root in args.long for s in load_sequences(root)]
     tracker = SiamFCTracker(CONFIG, backend="eager", quiet=True)
-    head = tracker.net.embed_x.net.head.shallow
-    args.grid = (float(tracker.total_stride), tracker.cfg.train.positive_radius)  # label cells: stride, radius
+    head = tracker.model.net.head.heads[1]  # the shallow level's
+    args.grid = (float(tracker.model.total_stride), tracker.cfg.train.positive_radius)  # label cells: stride, radius
     args.train = tracker.cfg.train
     features = cached_features(tracker, pooled, args.pairs, args.seed, args.cache)
     names = sorted(features)

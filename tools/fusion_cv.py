@@ -23,15 +23,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from cross_validate import parse_variant, tracker_for
 from tqdm import tqdm
 
-from cross_validate import parse_variant, tracker_for
 from siamtrack.config import load_config
+from siamtrack.core.backends import BACKENDS
+from siamtrack.core.frame_loop import fps, track_frames
 from siamtrack.datasets import load_sequences
-from siamtrack.engines import BACKENDS
+from siamtrack.evaluation.metrics import mean_curves, sequence_curves
 from siamtrack.inputs import read_rgb
-from siamtrack.metrics import mean_curves, sequence_curves
-from siamtrack.tracker import track_frames
 
 BASELINE = "config"  # the first variant: the config as it is
 TIE = 1e-9  # per-sequence AUC differences smaller than this count as neither better nor worse
@@ -54,8 +54,8 @@ def tracked(config: str, sets: list[str], backend: str, sequence, cache: Path) -
     tracker = tracker_for(config, None, sets, backend)
     frames = (read_rgb(p) for p in sequence.frames)
     results = list(track_frames(tracker, frames, sequence.boxes[0]))
-    boxes = np.array([box for _, _, box, _, _ in results])[1:]
-    seconds = sum(s for _, _, _, _, s in results[1:])
+    boxes = np.array([box for _, _, box, _ in results])[1:]
+    seconds = sum(s for _, _, _, s in results[1:])
     partial = path.with_suffix(f".{os.getpid()}.npz")  # renamed when whole: runs sharing the cache read no half
     np.savez(partial, boxes=boxes, seconds=seconds)
     os.replace(partial, path)
@@ -100,7 +100,7 @@ def main() -> None:
             frames = sum(len(truth) for *_, truth in rows)
             scores[name][kind] = {"names": [r[0] for r in rows], "aucs": np.array([c.success_auc for c in curves]),
                                   "mean": mean_curves(curves) if curves else None,
-                                  "fps": frames / max(sum(r[2] for r in rows), 1e-9)}
+                                  "fps": fps(frames, sum(r[2] for r in rows))}
     report(scores, variants, args.per_sequence)
 
 

@@ -4,8 +4,8 @@
 """
 import argparse
 
-from siamtrack.checkpoint import save_atomic
 from siamtrack.config import load_config
+from siamtrack.core.checkpoint import save_checkpoint
 from siamtrack.models import SiameseNet
 
 
@@ -16,7 +16,7 @@ def main() -> None:
     args = parser.parse_args()
     cfg = load_config(args.config)
     net = SiameseNet(cfg.model)
-    save_atomic({"model": net.state_dict(), "config": cfg.to_dict()}, args.out)
+    save_checkpoint({"model": net.state_dict(), "config": cfg.to_dict()}, args.out)
     print(f"wrote {args.out} ({sum(p.numel() for p in net.parameters()) / 1e6:.2f} M parameters)")
 
 

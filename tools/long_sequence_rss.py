@@ -3,7 +3,7 @@
     python tools/long_sequence_rss.py --source ../shared/data/otb_mini/Crossing --frames 10000
 
 Lays the clip's frames out again and again (symbolic links) as one OTB-layout sequence in a temporary
-folder, then runs one evaluation job on it (siamtrack.experiments.Benchmark.track: got10k's loop, the
+folder, then runs one evaluation job on it (siamtrack.evaluation.benchmark.Benchmark.track: got10k's loop, the
 frames read a few ahead as the tracker consumes them) and prints this process's resident memory (RSS)
 after init, every --every frames, and at the end. Flat means no frame, box or time is held beyond a few
 frames. Minutes long: not a unit test.
@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from siamtrack.datasets import OTB_GT_GLOB, load_otb
+from siamtrack.datasets import OTB_GT_GLOB, load_sequences
 from siamtrack.errors import SiamtrackError
-from siamtrack.experiments import open_benchmark
-from siamtrack.registry import build_tracker, resolve_trackers
+from siamtrack.evaluation.benchmark import open_benchmark
+from siamtrack.evaluation.registry import build_tracker, resolve_trackers
+from siamtrack.process import use_threads
 from siamtrack.spec import TrackerSpec
-from siamtrack.threads import use_threads
 
 MIB = 2 ** 20
 DEFAULT_SOURCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "otb_mini" / "Crossing"
@@ -59,7 +59,7 @@ class RssSampler:
 def looped_sequence(source: Path, frames: int, folder: Path) -> Path:
     """An OTB-layout sequence of `frames` frames, the source's frames linked over and over; its ground
     truth repeats the first box (only the first is used: the job tracks, nothing is scored)."""
-    clip = load_otb(source)[0]
+    clip = load_sequences(source)[0]
     sequence = folder / f"{clip.name}_x{frames}"
     (sequence / "img").mkdir(parents=True)
     for index in range(frames):

@@ -24,11 +24,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from siamtrack.core.frame_loop import track_frames
+from siamtrack.core.response import bicubic_matrix
+from siamtrack.core.tracker import SiamFCTracker
 from siamtrack.datasets import load_sequences
+from siamtrack.evaluation.metrics import overlaps
 from siamtrack.inputs import read_rgb
-from siamtrack.metrics import overlaps
-from siamtrack.threads import use_threads
-from siamtrack.tracker import SiamFCTracker, bicubic_matrix, track_frames
+from siamtrack.process import use_threads
 
 FAILED_IOU = 0.1  # a box with less overlap than this has lost its target (issue 23)
 PSR_EXCLUDE = (2, 4)  # response cells around the peak left out of the sidelobe, one PSR each
@@ -47,14 +49,15 @@ class SignalTracker(SiamFCTracker):
 def response_features(maps: torch.Tensor, tracker: SiamFCTracker) -> dict[str, float]:
     """Features of one target's S raw response maps, upsampled as the tracker does; the scale chosen as
     the tracker chooses it (the highest penalised peak)."""
-    rows = bicubic_matrix(tracker.response_size, tracker.upscale_size)
+    found_peaks = tracker.peaks
+    rows = bicubic_matrix(found_peaks.response_size, found_peaks.upscale_size)
     up = rows @ maps.float().cpu() @ rows.T
     peaks = up.amax(dim=(1, 2))
-    best = int(torch.argmax(peaks * tracker.scale_penalties.cpu()))
+    best = int(torch.argmax(peaks * found_peaks.scale_penalties.cpu()))
     chosen = up[best]
-    cell = tracker.upscale_size / tracker.response_size
+    cell = found_peaks.upscale_size / found_peaks.response_size
     places = np.array([np.unravel_index(int(torch.argmax(m)), m.shape) for m in up]) / cell  # per scale, cells
-    yy, xx = np.mgrid[0:tracker.upscale_size, 0:tracker.upscale_size] / cell
+    yy, xx = np.mgrid[0:found_peaks.upscale_size, 0:found_peaks.upscale_size] / cell
     distance = torch.from_numpy(np.hypot(yy - places[best, 0], xx - places[best, 1]))
     found = {"peak_over_mean": float(peaks[best] / chosen.mean()),
              "scale_spread": float(np.max(np.hypot(*(places[:, None] - places[None]).transpose(2, 0, 1)))),
@@ -77,14 +80,14 @@ def track_folder(config: str, folder: Path) -> dict[str, np.ndarray]:
     start, frames = time.perf_counter(), 0
     for s, seq in enumerate(tqdm(sequences, desc=f"{config} {folder.name}", unit="seq")):
         images = (read_rgb(path) for path in seq.frames)
-        for index, _, box, score, _ in track_frames(tracker, images, seq.boxes[0]):
+        for index, _, box, _ in track_frames(tracker, images, seq.boxes[0]):
             frames += 1
             if not index:
                 continue
             columns["sequence"].append(s)
             columns["frame"].append(index)
             columns["iou"].append(float(overlaps(box, seq.boxes[index])[0]))
-            columns["score"].append(score)
+            columns["score"].append(tracker.score)
             columns["size"].append(np.sqrt(box[2] * box[3] / (seq.boxes[0, 2] * seq.boxes[0, 3])))
             for name in FEATURES:
                 columns[name].append(tracker.features[name])

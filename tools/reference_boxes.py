@@ -14,8 +14,8 @@ import torch
 
 from siamtrack import SiamFCTracker
 from siamtrack.config import load_config, resolve_weights_path, shipped_configs
+from siamtrack.core.backends import BACKENDS
 from siamtrack.datasets import load_sequences
-from siamtrack.engines import BACKENDS
 from siamtrack.inputs import read_rgb
 
 SEQUENCE = "Crossing"

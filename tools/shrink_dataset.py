@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from siamtrack.datasets import load_otb
+from siamtrack.datasets import load_sequences
 
 
 def main() -> None:
@@ -20,7 +20,7 @@ def main() -> None:
     parser.add_argument("--max-side", type=int, default=480)
     parser.add_argument("--quality", type=int, default=90, help="JPEG quality of the shrunk frames")
     args = parser.parse_args()
-    for seq in tqdm(load_otb(Path(args.source)), desc="sequences"):
+    for seq in tqdm(load_sequences(Path(args.source)), desc="sequences"):
         out = Path(args.target) / seq.name
         (out / "img").mkdir(parents=True, exist_ok=True)
         scale = 1.0

@@ -17,8 +17,8 @@ from got10k.utils.metrics import rect_iou
 from siamtrack import SiamFCTracker
 from siamtrack.cli.options import add_tracker_args, tracker_spec
 from siamtrack.errors import SiamtrackError
+from siamtrack.process import use_threads
 from siamtrack.synthetic import clip_frames
-from siamtrack.threads import use_threads
 
 MIB = 2 ** 20
 

@@ -28,7 +28,7 @@ import sys, time
 from siamtrack import TrackerSpec
 from siamtrack.datasets import load_sequences
 from siamtrack.inputs import read_rgb
-from siamtrack.threads import use_threads
+from siamtrack.process import use_threads
 use_threads(int(sys.argv[4]))
 seq = load_sequences(sys.argv[1])[0]
 frames = [read_rgb(p) for p in seq.frames[:int(sys.argv[2])]]

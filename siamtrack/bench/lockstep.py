@@ -19,11 +19,14 @@ import torch
 from tqdm import tqdm
 
 from ..busy import load_average
-from ..config import load_config, resolve_weights_path
+from ..config import Config, load_config, resolve_weights_path
+from ..core.checkpoint import build_net
+from ..core.frame_loop import track_frames
+from ..core.model import Model
 from ..inputs import resolve_device
+from ..models import SiameseNet
 from ..spec import TrackerSpec
 from ..text import plural
-from ..tracker import SiamFCTracker
 from .clip import BenchClip, bench_clip, decoded_clip
 
 PERCENTILE = 90
@@ -62,16 +65,29 @@ def stat(ms: list[float]) -> dict[str, float] | None:
     return {"median": float(np.median(ms)), "p90": float(np.percentile(ms, PERCENTILE))}
 
 
-def siamfc_tracker(spec: TrackerSpec) -> tuple[SiamFCTracker, str]:
-    """The tracker a spec describes; with random weights (and a note) when its weights file is missing."""
+def siamfc_net(spec: TrackerSpec) -> tuple[Config, SiameseNet, Path | None, str]:
+    """The network a spec describes (build_net), with random weights and a note saying so when its weights
+    file is missing."""
     cfg = load_config(spec.config, spec.overrides)
-    note = ""
     path = resolve_weights_path(cfg)
     if spec.weights is None and path is not None and not path.is_file():
-        spec = replace(spec, overrides=(*spec.overrides, *UNTRAINED))
-        note = f"untrained: no {path.name}"
-    torch.manual_seed(cfg.train.seed)  # the same random weights on every backend
-    return spec.build(), note
+        return *build_net(spec.config, None, (*spec.overrides, *UNTRAINED)), f"untrained: no {path.name}"
+    return *build_net(spec.config, spec.weights, spec.overrides), ""
+
+
+class Together:
+    """Trackers in lockstep as one, for the frame loop: each frame, as (RGB, BGR), to each in turn."""
+
+    def __init__(self, trackers: list[Timed]):
+        self.trackers = trackers
+
+    def init(self, frame: tuple[np.ndarray, np.ndarray], box: np.ndarray) -> None:
+        for tracker in self.trackers:
+            tracker.init(*frame, box)
+
+    def update(self, frame: tuple[np.ndarray, np.ndarray]) -> None:
+        for tracker in self.trackers:
+            tracker.update(*frame)
 
 
 @dataclass
@@ -98,31 +114,35 @@ class Lockstep:
     def __init__(self, spec: TrackerSpec, clip: BenchClip | None = None):
         self.load_at_start = load_average()
         self.spec, self.clip = spec, clip or bench_clip()
-        self.device = str(resolve_device(spec.device))
+        self.device = resolve_device(spec.device)
 
-    def siamfc_trackers(self, configs: list[str], backends: list[str]) -> Iterator[tuple[str, SiamFCTracker, str]]:
-        """(config name, tracker, note) for each config on each backend, the spec's other choices shared."""
-        builds = [(config, backend) for config in configs for backend in backends]
-        for config, backend in tqdm(builds, desc="building trackers", unit="tracker", leave=False):
-            tracker, note = siamfc_tracker(replace(self.spec, config=config, backend=backend))
-            yield Path(config).stem, tracker, note
+    def siamfc_models(self, configs: list[str], backends: list[str]) -> Iterator[tuple[str, Model, str]]:
+        """(config name, model, note) for each config on each backend, the spec's other choices shared: each
+        config's network is built once, and every backend runs the same weights (random ones, if untrained)."""
+        with tqdm(total=len(configs) * len(backends), desc="building models", unit="model", leave=False) as bar:
+            for config in configs:
+                cfg, net, weights_path, note = siamfc_net(replace(self.spec, config=config))
+                for backend in backends:
+                    yield Path(config).stem, Model.from_net(cfg, net, weights_path, self.device, backend), note
+                    bar.update()
 
     def time(self, trackers: list[Timed]) -> tuple[list[float], Conditions]:
         """Init every tracker on the clip's first frame, then update each in turn on every other frame as a
         video decodes them, so that all meet the same load; the ms each frame took to decode, and the
         conditions of the run."""
         decode_ms = []
-        frames = tqdm(decoded_clip(self.clip), total=len(self.clip.frames), desc="timing", unit="frame", leave=False)
-        for index, (rgb, bgr, ms) in enumerate(frames):
-            decode_ms.append(ms)
-            for tracker in trackers:
-                if index == 0:
-                    tracker.init(rgb, bgr, self.clip.box)
-                else:
-                    tracker.update(rgb, bgr)
+
+        def frames() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            for rgb, bgr, ms in tqdm(decoded_clip(self.clip), total=len(self.clip.frames), desc="timing",
+                                     unit="frame", leave=False):
+                decode_ms.append(ms)
+                yield rgb, bgr
+
+        for _ in track_frames(Together(trackers), frames(), self.clip.box):
+            pass
         height, width = self.clip.frames[0].shape[:2]
         return decode_ms, Conditions(self.clip.name, len(self.clip.frames), (width, height), torch.get_num_threads(),
-                                     self.device, [self.load_at_start, load_average()])
+                                     str(self.device), [self.load_at_start, load_average()])
 
 
 def ms_cell(ms: dict[str, float] | None) -> str:

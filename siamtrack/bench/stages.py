@@ -11,9 +11,10 @@ import torch
 from ..baselines import OPENCV_TRACKERS, OpenCVTracker
 from ..busy import slow_note
 from ..config import Config, shipped_configs
-from ..engines import DEFAULT_BACKEND
+from ..core.backends import DEFAULT_BACKEND
+from ..core.model import Model
+from ..core.tracker import STAGES as UPDATE_STAGES, SiamFCTracker
 from ..spec import TrackerSpec
-from ..tracker import STAGES as UPDATE_STAGES, SiamFCTracker
 from .clip import BenchClip
 from .lockstep import (OPENCV, REFERENCE_BASELINE, Conditions, Lockstep, format_bench_report, ms_cell, no_sync,
                        ratio_cell, stat, timed)
@@ -44,8 +45,9 @@ class Row:
 class TimedSiamFC:
     """A SiamFCTracker whose own update() is timed stage by stage, through its `timer` hook."""
 
-    def __init__(self, name: str, tracker: SiamFCTracker, note: str):
-        self.row = Row(name, tracker.net.backend, note, tracker.cfg)
+    def __init__(self, name: str, model: Model, note: str):
+        tracker = SiamFCTracker(model)
+        self.row = Row(name, model.backend.name, note, model.cfg)
         self.tracker = tracker
         # a GPU runs asynchronously: let each stage finish before reading the clock
         self.sync = torch.cuda.synchronize if tracker.device.type == "cuda" else no_sync
@@ -120,11 +122,11 @@ def run_bench(configs: list[str] | None = None, backends: list[str] = (DEFAULT_B
     reference), beside OpenCV's trackers.
 
     `spec` holds the choices shared by every model: weights, overrides and device. CPU threads are the
-    process's (siamtrack.threads.use_threads, before building).
+    process's (siamtrack.process.use_threads, before building).
     """
     run = Lockstep(spec, clip)
-    built = run.siamfc_trackers(configs or shipped_configs(), list(dict.fromkeys([REFERENCE_BACKEND, *backends])))
-    timed_trackers = [TimedSiamFC(name, tracker, note) for name, tracker, note in built]
+    built = run.siamfc_models(configs or shipped_configs(), list(dict.fromkeys([REFERENCE_BACKEND, *backends])))
+    timed_trackers = [TimedSiamFC(name, model, note) for name, model, note in built]
     timed_trackers += [TimedOpenCV(kind) for kind in baselines]
     decode_ms, conditions = run.time(timed_trackers)
     rows = [t.row for t in timed_trackers]

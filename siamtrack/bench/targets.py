@@ -2,7 +2,6 @@
 tracker, by one tracker per target, and by one OpenCV CSRT per target, on the same frames."""
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass, field
 
@@ -10,12 +9,13 @@ import numpy as np
 
 from ..baselines import OPENCV_TRACKERS, OpenCVTracker
 from ..config import DEFAULT_CONFIG
-from ..engines import DEFAULT_BACKEND
+from ..core.backends import DEFAULT_BACKEND
+from ..core.model import Model
+from ..core.tracker import SiamFCTracker
 from ..spec import TrackerSpec
-from ..tracker import SiamFCTracker
 from .clip import BenchClip
-from .lockstep import (OPENCV, REFERENCE_BASELINE, Conditions, Lockstep, format_bench_report, ms_cell, ratio_cell,
-                       stat, timed)
+from .lockstep import (OPENCV, REFERENCE_BASELINE, Conditions, Lockstep, format_bench_report, ms_cell, ratio_cell, stat,
+                       timed)
 
 BATCHED, SEPARATE = "batched", "separate"  # one tracker for all targets; one tracker per target
 
@@ -64,13 +64,13 @@ class TargetsGroup:
                 tracker.update(frame)
 
 
-def target_groups(base: SiamFCTracker, name: str, count: int) -> list[TargetsGroup]:
-    """For `count` targets: one batched tracker, one tracker per target (copies sharing the network:
-    built apart they would run the same), and one CSRT per target."""
+def target_groups(model: Model, name: str, count: int) -> list[TargetsGroup]:
+    """For `count` targets: one batched tracker, one tracker per target (over the same model: built apart they
+    would run the same), and one CSRT per target."""
     def row(kind: str) -> TargetsRow:
-        return TargetsRow(name, base.net.backend, kind, count)
-    groups = [TargetsGroup(row(BATCHED), [copy.copy(base)], boxes_each=False),
-              TargetsGroup(row(SEPARATE), [copy.copy(base) for _ in range(count)], boxes_each=True)]
+        return TargetsRow(name, model.backend.name, kind, count)
+    groups = [TargetsGroup(row(BATCHED), [SiamFCTracker(model)], boxes_each=False),
+              TargetsGroup(row(SEPARATE), [SiamFCTracker(model) for _ in range(count)], boxes_each=True)]
     if REFERENCE_BASELINE in OPENCV_TRACKERS:
         csrt = [OpenCVTracker(REFERENCE_BASELINE, frames_bgr=True) for _ in range(count)]
         groups.append(TargetsGroup(TargetsRow(REFERENCE_BASELINE, OPENCV, REFERENCE_BASELINE, count), csrt,
@@ -105,8 +105,8 @@ def run_targets_bench(counts: list[int], configs: list[str] | None = None, backe
     """Time `count` targets tracked by one batched tracker, by one tracker each, and by one CSRT each,
     for each count, config (the default model by default) and backend, all on the same frames in lockstep."""
     run = Lockstep(spec, clip)
-    groups = [group for name, base, _ in run.siamfc_trackers(configs or [DEFAULT_CONFIG], list(backends))
-              for count in counts for group in target_groups(base, name, count)]
+    groups = [group for name, model, _ in run.siamfc_models(configs or [DEFAULT_CONFIG], list(backends))
+              for count in counts for group in target_groups(model, name, count)]
     _, conditions = run.time(groups)
     return TargetsReport([g.row for g in groups], conditions)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from ..run import track_demo
 from ..synthetic import make_clip
 from ..text import plural
-from .options import add_quiet, add_tracker_args, build_saying_so, say_if_slow, tracker_spec
+from .options import add_quiet, add_tracker_args, say_if_slow, tracker_spec
 
 
 def add_parser(sub) -> None:
@@ -24,11 +24,11 @@ def add_parser(sub) -> None:
 def handle(args: argparse.Namespace) -> int:
     from got10k.utils.metrics import rect_iou
     clip = make_clip()
-    tracker = build_saying_so(tracker_spec(args), args.quiet)
+    tracker = tracker_spec(args).build(quiet=args.quiet)
     boxes, stats = track_demo(tracker, clip, args.output, args.source_output, progress=not args.quiet)
     iou = rect_iou(boxes[1:], clip.boxes[1:])
     weights = Path(tracker.weights_path).name if tracker.weights_path else "none: untrained"
     print(f"demo: mean IoU {iou.mean():.3f} over {plural(stats.frames, 'frame')} at {stats.fps:.1f} fps "
           f"(model {Path(tracker.cfg.name).stem}, weights {weights}) -> {args.output}, {args.source_output}")
-    say_if_slow(stats.fps, tracker.cfg, tracker.device.type, tracker.net.backend)
+    say_if_slow(stats.fps, tracker.cfg, tracker.device.type, tracker.model.backend.name)
     return 0

@@ -62,15 +62,15 @@ def progress_bar(results: Iterator, total: int, quiet: bool, show_nodes: bool) -
 
 def handle(args: argparse.Namespace) -> int:
     from ..evaluation import evaluate
-    from ..report import overall_table
-    engine = None
+    from ..evaluation.report import overall_table
+    runner = None
     if args.cluster:
-        from ..cluster import RayCluster
-        engine = RayCluster(None if args.cluster == RAY else args.cluster, device=args.device)
+        from ..evaluation.cluster import RayCluster
+        runner = RayCluster(None if args.cluster == RAY else args.cluster, device=args.device)
     trackers = [name.strip() for name in args.trackers.split(",") if name.strip()]
     summary = evaluate(args.dataset, args.root, trackers, args.out or f"eval_{args.dataset}", tracker_spec(args),
                        workers=args.workers, threads=args.threads or DEFAULT_THREADS * args.workers,
-                       resume=args.resume, engine=engine,
+                       resume=args.resume, runner=runner,
                        progress=lambda results, total: progress_bar(results, total, args.quiet, bool(args.cluster)))
     print(f"{summary.benchmark}, {plural(len(summary.sequences), 'sequence')}:\n{overall_table(summary)}")
     print("wrote " + ", ".join(str(path) for path in summary.files))

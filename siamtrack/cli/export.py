@@ -17,12 +17,12 @@ def add_parser(sub) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from ..checkpoint import build_net
-    from ..engines import ONNX_OPSET, export_onnx, onnx_inputs
-    from ..fusion import with_fusion
+    from ..core.checkpoint import build_net
+    from ..core.onnx import ONNX_OPSET, export_onnx, onnx_inputs
+    from ..models.levels import tracking_net
     cfg, net, _ = build_net(args.config, args.weights)
     with status(f"exporting {Path(cfg.name).stem} to ONNX"):  # a fused config's second level as extra outputs
-        paths = export_onnx(with_fusion(net.eval(), cfg), cfg.track, args.out)
+        paths = export_onnx(tracking_net(net, cfg.model).eval(), cfg.track, args.out)
     print(f"wrote {', '.join(str(p) for p in paths.values())} (ONNX opset {ONNX_OPSET}, batch norm folded, "
           f"dynamic batch); input: {onnx_inputs(cfg)}; responses = {cfg.model.out_scale} x "
           "conv2d(features, kernel)" + (" on normalized features" if cfg.model.xcorr == "normalized" else ""))

@@ -5,12 +5,11 @@ import argparse
 import os
 import signal
 import sys
-from contextlib import contextmanager
 
 import cv2
 
 from ..errors import SiamtrackError
-from ..threads import use_threads
+from ..process import set_up, signal_handled
 from . import bench, demo, eval as evaluate, export, run, serve, train, vot
 
 COMMANDS = (run, demo, vot, train, evaluate, bench, export, serve)  # in the order --help lists them
@@ -48,25 +47,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@contextmanager
-def sigterm_as_ctrl_c():
-    """SIGTERM (kill, a service manager, a container stop) handled as Ctrl-C: a run keeps its outputs,
-    its video finalised, and exits 130. The caller's handler comes back after."""
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(run.attach_bbox_values(sys.argv[1:] if argv is None else argv))
     # this process reports bad input itself, in one line: OpenCV's and FFmpeg's own logs would bury it
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_FATAL)
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", AV_LOG_QUIET)
-    use_threads(getattr(args, "threads", None))  # the one place a command sets this process's CPU threads
+    set_up(getattr(args, "threads", None))  # the one place a command sets this process's state
     try:
-        with sigterm_as_ctrl_c():
+        # SIGTERM (kill, a service manager, a container stop) handled as Ctrl-C: a run keeps its outputs, its
+        # video finalised, and exits 130
+        with signal_handled(signal.SIGTERM, signal.default_int_handler):
             return args.func(args)
     except SiamtrackError as exc:
         print(f"siamtrack: error: {exc}", file=sys.stderr)

@@ -7,9 +7,8 @@ from typing import Callable
 
 from ..busy import slow_note
 from ..config import Config, shipped_configs
-from ..engines import BACKENDS, DEFAULT_BACKEND
+from ..core.backends import BACKENDS, DEFAULT_BACKEND
 from ..spec import TrackerSpec
-from ..tracker import SiamFCTracker
 
 # torch's CPU threads: 1 never fell more than 29 % behind the best setting with 0, 1 or 3 other busy
 # processes, while 2 collapsed to a sixth of it with one (tools/thread_policy.py; README)
@@ -78,10 +77,6 @@ def add_tracker_args(parser: argparse.ArgumentParser, several: bool = False, thr
 def tracker_spec(args: argparse.Namespace) -> TrackerSpec:
     """The TrackerSpec the options of add_tracker_args describe (for one config and backend)."""
     return TrackerSpec(args.config, args.weights, tuple(args.overrides), args.device, args.backend)
-
-
-def build_saying_so(spec: TrackerSpec, quiet: bool = False) -> SiamFCTracker:
-    return spec.build(quiet=quiet)
 
 
 def say_if_slow(fps: float, cfg: Config, device: str, backend: str, label: str = "") -> None:

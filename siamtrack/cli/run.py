@@ -8,9 +8,10 @@ import numpy as np
 
 from ..errors import BoxError, SourceError
 from ..inputs import check_boxes, clip_to_frame
-from ..run import BOXES_HEADER, is_live, run_options, run_summary, select_boxes, track_source
+from ..outputs import BOXES_HEADER
+from ..run import is_live, run_options, run_summary, select_boxes, track_source
 from ..sources import open_source
-from .options import add_quiet, add_tracker_args, build_saying_so, say, say_if_slow, tracker_spec
+from .options import add_quiet, add_tracker_args, say, say_if_slow, tracker_spec
 
 LIVE_RECONNECT_S = 30.0  # how long a lost camera or stream is retried: a Wi-Fi hiccup or a camera's reboot
 
@@ -88,7 +89,7 @@ def handle(args: argparse.Namespace) -> int:
     # the model loads before a live stream opens, as the stream will not wait for it, and after a file
     # or folder opens, so that a bad one or a bad box fails at once
     spec = tracker_spec(args)
-    tracker = build_saying_so(spec, args.quiet) if is_live(args.source) else None
+    tracker = spec.build(quiet=args.quiet) if is_live(args.source) else None
     source = open_source(args.source, timeout=args.timeout, reconnect=args.reconnect)
     try:
         frames = iter(source)
@@ -96,7 +97,7 @@ def handle(args: argparse.Namespace) -> int:
         if first is None:
             raise SourceError(f"{args.source}: no frames could be read")
         boxes = first_boxes(given, source, first)
-        tracker = tracker or build_saying_so(spec, args.quiet)
+        tracker = tracker or spec.build(quiet=args.quiet)
         if options.boxes_by_default:
             overwrite = " (it was there: overwriting it)" if Path(options.boxes).exists() else ""
             say(f"no --output, --boxes or --show: writing the boxes to {options.boxes}{overwrite}")
@@ -107,5 +108,5 @@ def handle(args: argparse.Namespace) -> int:
         say(run_summary(source, stats, options))
         return 130
     print(run_summary(source, stats, options))
-    say_if_slow(stats.fps, tracker.cfg, tracker.device.type, tracker.net.backend)
+    say_if_slow(stats.fps, tracker.cfg, tracker.device.type, tracker.model.backend.name)
     return 0

@@ -7,10 +7,10 @@ import os
 import socket
 
 from ..errors import SiamtrackError
-from ..serve.settings import (DEFAULT_HOST, DEFAULT_MAX_SESSIONS, DEFAULT_MAX_UPLOAD_MB, DEFAULT_PORT,
-                              MAX_MESSAGE_BYTES, SHUTDOWN_GRACE_S, ServeSettings)  # no optional package in these
+from ..serve.settings import (DEFAULT_HOST, DEFAULT_MAX_SESSIONS, DEFAULT_MAX_UPLOAD_MB,  # no optional package in these
+                              DEFAULT_PORT, MAX_MESSAGE_BYTES, SHUTDOWN_GRACE_S, ServeSettings)
 from ..text import plural
-from .options import add_tracker_args, build_saying_so, positive_int, say, tracker_spec, whole_number
+from .options import add_tracker_args, positive_int, say, tracker_spec, whole_number
 
 ANY_ADDRESS = ("0.0.0.0", "::")
 
@@ -39,8 +39,10 @@ def add_parser(sub) -> None:
 def handle(args: argparse.Namespace) -> int:
     try:
         import uvicorn
+
         from ..serve.app import Sessions, build_app
         from ..serve.memory import limit_heaps
+        from ..serve.models import Models
         from ..serve.security import is_loopback, new_token
     except ImportError as exc:
         raise SiamtrackError(f"siamtrack serve needs the serve extra ({exc.name} is missing): "
@@ -48,7 +50,7 @@ def handle(args: argparse.Namespace) -> int:
     with listen(args.host, args.port) as listener:  # a taken port fails before seconds of building
         limit_heaps()  # before the sessions' threads
         spec = tracker_spec(args)
-        build_saying_so(spec)  # a bad config or weights file fails here, not in the first visitor's page
+        models = Models(spec.model)  # built once, here: a bad config or weights file fails before any page
         token = None if args.no_token or is_loopback(args.host) else new_token()
         settings = ServeSettings(spec, args.max_sessions, args.max_upload_mb, args.allow_server_sources, token)
         sessions = Sessions(settings.max_sessions)
@@ -56,7 +58,7 @@ def handle(args: argparse.Namespace) -> int:
             print(f"serve: open {url}", flush=True)
         if args.allow_server_sources:
             say("--allow-server-sources: visitors may open cameras and stream URLs on this machine")
-        config = uvicorn.Config(build_app(settings, sessions=sessions), log_level="warning", lifespan="off",
+        config = uvicorn.Config(build_app(settings, models, sessions), log_level="warning", lifespan="off",
                                 ws_max_size=MAX_MESSAGE_BYTES, timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
         try:
             uvicorn.Server(config).run(sockets=[listener])

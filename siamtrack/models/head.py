@@ -17,11 +17,6 @@ def correlate_depthwise(x: torch.Tensor, z: torch.Tensor, groups: int) -> torch.
     return out.reshape(x.shape[0], groups, c, out.shape[2], out.shape[3]).sum(dim=2)
 
 
-def correlate_one(x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """F.conv2d(x, z) for a single kernel z (1 x C x h x w): N x 1 x H' x W', the depthwise way."""
-    return correlate_depthwise(x, z, 1)
-
-
 class XCorr(nn.Module):
     """Response = out_scale * (z ⋆ x), one grouped convolution for the whole batch.
 

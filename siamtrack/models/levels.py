@@ -1,21 +1,34 @@
-"""Two levels of features from the same crops, for fused responses (`model.fusion`): the deep network's own
-beside a shallower level, each level with its own exemplar kernels and its own cross-correlation.
+"""The network as the tracker runs it: levels of features, each with its own exemplar kernels and its own
+cross-correlation, so that every branch answers a tuple of levels and the head one response per level.
 
-- the trunk's own output after its first blocks, taken in the same pass (`trunk_levels`: no second pass),
-  average-pooled to the output's stride where it is finer;
-- another network's trunk run on the same crops (`branch_levels`: the fast model's beside the default's).
+- one level: the trunk's output (`single_level`);
+- two (`model.fusion: blocks`): beside it, the trunk's own output after its first blocks, taken in the
+  same pass, average-pooled to the output's stride where it is finer (`trunk_levels`).
 
-A TwoLevelNet answers SiameseNet's calls (`embed_exemplar`, `embed_search`, `head`, and `embed_x` /
-`embed_z`, which batch-norm folding rewrites) with (deep, shallow) pairs.
+`tracking_net(net, cfg.model)` picks the one the config names.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from ..config import ModelConfig
 from ..errors import ConfigError
 from .head import XCorr
 from .siamese import Embedding, SiameseNet, centre_crop
+
+Levels = tuple[torch.Tensor, ...]
+
+
+class OneLevel(nn.Module):
+    """An embedding's output as a tuple of one level."""
+
+    def __init__(self, embedding: nn.Module):
+        super().__init__()
+        self.embedding = embedding
+
+    def forward(self, x: torch.Tensor) -> Levels:
+        return (self.embedding(x),)
 
 
 class TrunkLevels(nn.Module):
@@ -29,65 +42,57 @@ class TrunkLevels(nn.Module):
         # rounding up, as the trunk's padded strided convolutions do: the pooled level has the output's size
         self.pool = nn.AvgPool2d(pool, ceil_mode=True) if pool > 1 else nn.Identity()
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> Levels:
         out, level = self.embedding.backbone.forward_with_level(x, self.blocks)
         return self.embedding.adjust(out), self.pool(level)
-
-
-class BranchLevels(nn.Module):
-    """Two embeddings of the same crops: (deep, shallow)."""
-
-    def __init__(self, deep: nn.Module, shallow: nn.Module):
-        super().__init__()
-        self.deep = deep
-        self.shallow = shallow
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.deep(x), self.shallow(x)
 
 
 class LevelHeads(nn.Module):
     """One cross-correlation head per level: each level's kernels against its own features."""
 
-    def __init__(self, deep: XCorr, shallow: XCorr):
+    def __init__(self, heads: list[XCorr]):
         super().__init__()
-        self.deep = deep
-        self.shallow = shallow
+        self.heads = nn.ModuleList(heads)
 
-    def forward(self, kernels: tuple[torch.Tensor, torch.Tensor],
-                features: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.deep(kernels[0], features[0]), self.shallow(kernels[1], features[1])
+    def forward(self, kernels: Levels, features: Levels) -> Levels:
+        return tuple(head(k, f) for head, k, f in zip(self.heads, kernels, features))
 
 
-class TwoLevelNet(nn.Module):
-    """Embeds exemplar and search crops at two levels and correlates each level with its own kernels."""
+class LevelNet(nn.Module):
+    """Embeds exemplar and search crops as levels of features and correlates each level with its own kernels."""
 
-    def __init__(self, embed_x: nn.Module, embed_z: nn.Module | None, head: LevelHeads,
-                 exemplar_crops: tuple[int, int], total_stride: int):
+    def __init__(self, embed_x: nn.Module, embed_z: nn.Module | None, heads: list[XCorr], exemplar_crop: int,
+                 total_stride: int):
         super().__init__()
         self.embed_x = embed_x
         self.embed_z = embed_z  # None: the exemplar goes through embed_x (shared weights)
-        self.head = head
-        self.exemplar_crops = exemplar_crops
+        self.head = LevelHeads(heads)
+        self.exemplar_crop = exemplar_crop
         self.total_stride = total_stride
 
-    def embed_exemplar(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        levels = (self.embed_x if self.embed_z is None else self.embed_z)(z)
-        return tuple(centre_crop(f, size) for f, size in zip(levels, self.exemplar_crops))
+    @property
+    def levels(self) -> int:
+        return len(self.head.heads)
 
-    def embed_search(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def embed_exemplar(self, z: torch.Tensor) -> Levels:
+        levels = (self.embed_x if self.embed_z is None else self.embed_z)(z)
+        return tuple(centre_crop(f, self.exemplar_crop) for f in levels)
+
+    def embed_search(self, x: torch.Tensor) -> Levels:
         return self.embed_x(x)
 
-    def forward(self, z: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, z: torch.Tensor, x: torch.Tensor) -> Levels:
         return self.head(self.embed_exemplar(z), self.embed_search(x))
 
 
-def same_head(head: XCorr) -> XCorr:
-    return XCorr(head.out_scale, head.normalized)
+def single_level(net: SiameseNet) -> LevelNet:
+    """`net`'s own output as the one level."""
+    embed_z = None if net.embed_z is None else OneLevel(net.embed_z)
+    return LevelNet(OneLevel(net.embed_x), embed_z, [net.head], net.exemplar_crop, net.total_stride)
 
 
-def trunk_levels(net: SiameseNet, blocks: int) -> TwoLevelNet:
-    """`net` with its trunk's output after `blocks` blocks as the shallow level (its kernel cropped alike),
+def trunk_levels(net: SiameseNet, blocks: int) -> LevelNet:
+    """`net` with its trunk's output after `blocks` blocks as a second level (its kernel cropped alike),
     pooled to the output's stride where it is finer."""
     trunk = net.embed_x.backbone
     if not hasattr(trunk, "forward_with_level"):
@@ -97,21 +102,12 @@ def trunk_levels(net: SiameseNet, blocks: int) -> TwoLevelNet:
                           f"trunk, got {blocks}")
     pool = trunk.total_stride // trunk.strides_after[blocks]  # Lite0's strides: powers of 2, the output's largest
     embed_z = None if net.embed_z is None else TrunkLevels(net.embed_z, blocks, pool)
-    return TwoLevelNet(TrunkLevels(net.embed_x, blocks, pool), embed_z, LevelHeads(net.head, same_head(net.head)),
-                       (net.exemplar_crop, net.exemplar_crop), net.total_stride)
+    second_head = XCorr(net.head.out_scale, net.head.normalized)
+    return LevelNet(TrunkLevels(net.embed_x, blocks, pool), embed_z, [net.head, second_head], net.exemplar_crop,
+                    net.total_stride)
 
 
-def exemplar_embedding(net: SiameseNet) -> nn.Module:
-    return net.embed_x if net.embed_z is None else net.embed_z
-
-
-def branch_levels(net: SiameseNet, branch: SiameseNet) -> TwoLevelNet:
-    """`net` with `branch`'s embedding of the same crops as the shallow level (its own kernel crop and head)."""
-    if branch.total_stride != net.total_stride:
-        raise ConfigError(f"model.fusion_branch has stride {branch.total_stride}, the model {net.total_stride}; "
-                          "the fused levels must share one")
-    embed_z = None
-    if net.embed_z is not None or branch.embed_z is not None:
-        embed_z = BranchLevels(exemplar_embedding(net), exemplar_embedding(branch))
-    return TwoLevelNet(BranchLevels(net.embed_x, branch.embed_x), embed_z, LevelHeads(net.head, branch.head),
-                       (net.exemplar_crop, branch.exemplar_crop), net.total_stride)
+def tracking_net(net: SiameseNet, model: ModelConfig) -> LevelNet:
+    """`net` with the levels `model.fusion` names: its output alone (none), or with its trunk's own shallower
+    output beside it (blocks)."""
+    return trunk_levels(net, model.fusion_blocks) if model.fusion == "blocks" else single_level(net)

@@ -25,10 +25,11 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from ..core.model import Model
+from ..core.tracker import SiamFCTracker
 from ..draw import RED, TARGET_COLOURS
 from ..errors import SiamtrackError
-from ..tracker import SiamFCTracker
-from .gate import BuildGate
+from .models import Models
 from .protocol import error_message
 from .security import POLICY_VIOLATION, TokenGate, same_origin
 from .session import LIVE_BOXES_NAME, Session
@@ -65,17 +66,12 @@ class Sessions:
         return session
 
 
-def build_app(settings: ServeSettings, build_tracker: Callable[[], SiamFCTracker] | None = None,
-              sessions: Sessions | None = None) -> ASGIApp:
-    """The app; every session's tracker comes from `build_tracker` (default: settings.spec.build), and
-    `sessions` (default: new) holds the open ones."""
+def build_app(settings: ServeSettings, models: Models | None = None, sessions: Sessions | None = None,
+              new_tracker: Callable[[Model], SiamFCTracker] = SiamFCTracker) -> ASGIApp:
+    """The app; each session gets `new_tracker(model)` over one of `models` (default: built now from
+    settings.spec), and `sessions` (default: new) holds the open ones."""
     sessions = sessions or Sessions(settings.max_sessions)
-    build = build_tracker or settings.spec.build
-    gate = BuildGate()
-
-    def build_alone() -> SiamFCTracker:
-        with gate.building():
-            return build()
+    models = models or Models(lambda: settings.spec.model(quiet=True))
 
     hello = {"type": "hello", "model": settings.model, "server_sources": settings.allow_server_sources,
              "max_upload_mb": settings.max_upload_mb,
@@ -94,7 +90,9 @@ def build_app(settings: ServeSettings, build_tracker: Callable[[], SiamFCTracker
                                                                   "server are in use, try again later"})
             await websocket.close(code=TRY_AGAIN_LATER)
             return
-        session = Session(secrets.token_urlsafe(SESSION_ID_BYTES), settings, build_alone, gate, _sender(websocket))
+        model, guard = models.lease()
+        session = Session(secrets.token_urlsafe(SESSION_ID_BYTES), settings, new_tracker(model), guard,
+                          _sender(websocket))
         sessions.open[session.id] = session
         sessions.served += 1
         worker = asyncio.create_task(session.work())

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.tracker import Answers
 from ..errors import SiamtrackError
 
 
@@ -132,11 +133,13 @@ def _excerpt(text: str, limit: int = 60) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
-def boxes_message(frame: int, ids, boxes, scores, lost, dropped: int, track_ms: float) -> dict:
-    """The answer to one tracked frame: every target's box, score (null before the first update) and lost flag."""
+def boxes_message(frame: int, answers: Answers | None, dropped: int, track_ms: float) -> dict:
+    """The answer to one frame: every tracked target's box, score (null before the first update) and lost flag
+    (none without `answers`: nothing tracked)."""
+    rows = zip(answers.ids, answers.boxes, answers.scores, answers.lost) if answers is not None else ()
     targets = [{"id": int(i), "box": [round(float(v), 2) for v in box],
                 "score": None if math.isnan(score) else round(float(score), 4), "lost": bool(gone)}
-               for i, box, score, gone in zip(ids, boxes, scores, lost)]
+               for i, box, score, gone in rows]
     return {"type": "boxes", "frame": frame, "targets": targets, "dropped": dropped, "track_ms": round(track_ms, 1)}
 
 

@@ -15,17 +15,16 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, ContextManager
 
 import numpy as np
 
+from ..core.tracker import SiamFCTracker
 from ..errors import SiamtrackError
 from ..inputs import check_boxes
-from ..run import RunOutputs
+from ..outputs import RunOutputs
 from ..sources import FrameSource
-from ..tracker import SiamFCTracker
 from .frames import decode_frame, encode_jpeg
-from .gate import BuildGate
 from .mailbox import Frame, Mailbox, Order
 from .memory import release_memory
 from .protocol import (Add, Clear, Command, Init, OpenSource, Pause, ProtocolError, Remove, Resume, TrackUpload,
@@ -33,6 +32,7 @@ from .protocol import (Add, Clear, Command, Init, OpenSource, Pause, ProtocolErr
 from .server_source import open_server_source
 from .settings import MAX_WAITING_COMMANDS, PROGRESS_INTERVAL_S, ServeSettings
 from .upload import UPLOAD_NAME, UploadBusy, VideoInfo, track_upload
+
 
 @dataclass(frozen=True)
 class SourceEnded(Command):
@@ -49,9 +49,13 @@ Send = Callable[[dict | bytes], Awaitable[None]]
 
 
 class Session:
-    def __init__(self, session_id: str, settings: ServeSettings, build_tracker: Callable[[], SiamFCTracker],
-                 gate: BuildGate, send: Send):
-        self.id, self.settings, self._gate, self._send = session_id, settings, gate, send
+    """`tracker` is the session's own, over a model it may share with other sessions; each call into it goes
+    through `guard` (siamtrack.serve.models)."""
+
+    def __init__(self, session_id: str, settings: ServeSettings, tracker: SiamFCTracker, guard: ContextManager,
+                 send: Send):
+        self.id, self.settings, self._send = session_id, settings, send
+        self._tracker, self._guard = tracker, guard
         self.folder = Path(tempfile.mkdtemp(prefix="siamtrack-serve-"))  # mode 0700: this session's files only
         self.mailbox = Mailbox(MAX_WAITING_COMMANDS)
         self.frames_received = 0  # the client's frames, each numbered by its place among them
@@ -64,9 +68,8 @@ class Session:
         self._shown: deque[Frame] = deque(maxlen=SHOWN_KEPT)
         self._pump: asyncio.Task | None = None
         self._send_lock = asyncio.Lock()
-        # one thread per session: its tracker is built, used and dropped there, one call at a time
+        # one thread per session: its tracker is used there, one call at a time
         self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"siamtrack-session-{session_id[:6]}")
-        self._tracker = asyncio.get_running_loop().run_in_executor(self._thread, build_tracker)
         self._live_rows = RunOutputs(None, str(self.folder / LIVE_BOXES_NAME), fps=0.0)
 
     # --- messages in
@@ -101,15 +104,8 @@ class Session:
     # --- the worker: one item at a time, in order
 
     async def work(self) -> None:
-        start = time.perf_counter()
-        try:
-            tracker = await self._tracker
-        except Exception as exc:  # the client must hear of it, not wait for "ready" for ever
-            log.exception("session %s: building its tracker", self.id)
-            await self.send(error_message(f"the server could not build this session's tracker ({exc}); "
-                                          "reload the page to try again"))
-            return
-        await self.send({"type": "ready", "build_s": round(time.perf_counter() - start, 2)})
+        tracker = self._tracker
+        await self.send({"type": "ready"})
         while True:
             item = await self.mailbox.take()
             try:
@@ -183,14 +179,11 @@ class Session:
 
     async def _answer(self, tracker: SiamFCTracker, frame: Frame, ms: float) -> None:
         """The boxes message of a frame, its rows added to the session's boxes file."""
-        if self.tracking:
-            ids, boxes = tracker.ids, np.reshape(tracker.box(), (-1, 4))
-            scores, lost = np.reshape(tracker.score, -1), np.reshape(tracker.lost, -1)
-            self._live_rows.write(frame.number, ids, boxes, scores, None)
-        else:
-            ids, boxes, scores, lost = (), (), (), ()
+        answers = tracker.answers() if self.tracking else None
+        if answers is not None:
+            self._live_rows.write(frame.number, answers, None)
         dropped = self.mailbox.dropped + (getattr(self.source, "dropped", 0) or 0)
-        await self.send(boxes_message(frame.number, ids, boxes, scores, lost, dropped, ms))
+        await self.send(boxes_message(frame.number, answers, dropped, ms))
 
     async def _show(self, frame: Frame, image: bytes) -> None:
         """A server source's frame to the client: a `frame` message, then its JPEG."""
@@ -248,8 +241,8 @@ class Session:
 
         self.upload_running, self.tracking = True, False
         try:
-            result = await asyncio.get_running_loop().run_in_executor(  # a frame at a time through the gate
-                self._thread, track_upload, tracker, self.folder, boxes, progress, self.closed, self._gate.tracking)
+            result = await asyncio.get_running_loop().run_in_executor(  # a frame at a time through the guard
+                self._thread, track_upload, tracker, self.folder, boxes, progress, self.closed, self._guard)
         finally:
             self.upload_running = False
         await self.send({"type": "upload_done", "frames": result.frames, "fps": round(result.fps, 1)})
@@ -257,9 +250,9 @@ class Session:
     # --- plumbing
 
     async def _on_thread(self, function, *args):
-        """function(*args) on the session's thread, as a tracker call (see BuildGate)."""
+        """function(*args) on the session's thread, through the guard of the session's model."""
         def call():
-            with self._gate.tracking():
+            with self._guard:
                 return function(*args)
         return await asyncio.get_running_loop().run_in_executor(self._thread, call)
 

@@ -11,10 +11,11 @@ from typing import Callable, ContextManager
 import cv2
 import numpy as np
 
+from ..core.frame_loop import fps, track_frames
+from ..core.tracker import SiamFCTracker
 from ..errors import SiamtrackError, SourceError
-from ..run import RunOutputs, annotate
+from ..outputs import RunOutputs, annotate
 from ..sources import SNIFF_BYTES, CaptureSource
-from ..tracker import SiamFCTracker, track_frames
 from .frames import encode_jpeg
 from .settings import MAX_FRAME_PIXELS
 
@@ -87,26 +88,26 @@ def _is_text(head: bytes) -> bool:
 
 
 def track_upload(tracker: SiamFCTracker, folder: Path, boxes: np.ndarray, progress: Callable[[int, int | None], None],
-                 cancelled: threading.Event, each_frame: Callable[[], ContextManager] = nullcontext) -> UploadResult:
+                 cancelled: threading.Event, guard: ContextManager = nullcontext()) -> UploadResult:
     """Track `boxes` through the video uploaded to `folder`, from its first frame, writing the boxes file, the
     annotated video and the playback JPEGs there; `progress(done, total)` after each frame, and each frame's
-    tracking inside `each_frame()`. Stops early, with what it wrote so far, once `cancelled` is set (the
-    session closed)."""
+    tracking inside `guard` (siamtrack.serve.models). Stops early, with what it wrote so far, once `cancelled`
+    is set (the session closed)."""
     source = CaptureSource(str(folder / UPLOAD_NAME), "the upload", is_live=False, default_fps=DEFAULT_FPS)
     outputs = RunOutputs(str(folder / VIDEO_NAME), str(folder / BOXES_NAME), source.fps)
     tracked = track_frames(tracker, source, boxes)
     frames, seconds = 0, 0.0
     try:
         while True:
-            with each_frame():
+            with guard:
                 step = next(tracked, None)
             if step is None:
                 break
-            index, frame, found, scores, spent = step
+            index, frame, _, spent = step
             frames, seconds = frames + 1, seconds + spent
-            lost = tracker.lost & (index > 0)
-            shown = annotate(frame, tracker.ids, found, scores, lost, frames / max(seconds, 1e-9))
-            outputs.write(source.frame_index, tracker.ids, found, scores, shown)
+            answers = tracker.answers()
+            shown = annotate(frame, answers, fps(frames, seconds))
+            outputs.write(source.frame_index, answers, shown)
             frame_path(folder, source.frame_index).write_bytes(encode_jpeg(frame))
             progress(frames, source.frame_count)
             if cancelled.is_set():
@@ -116,5 +117,5 @@ def track_upload(tracker: SiamFCTracker, folder: Path, boxes: np.ndarray, progre
     finally:
         outputs.close()
         source.close()
-    return UploadResult(frames, frames / max(seconds, 1e-9), cancelled.is_set())
+    return UploadResult(frames, fps(frames, seconds), cancelled.is_set())
 

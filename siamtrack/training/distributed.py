@@ -10,7 +10,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from ..threads import use_threads
+from ..process import use_threads
 
 LOCALHOST = "127.0.0.1"
 

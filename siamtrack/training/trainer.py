@@ -19,16 +19,16 @@ from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
-from ..checkpoint import checkpoint_config, load_checkpoint, save_atomic
 from ..config import Config, load_config
+from ..core.checkpoint import checkpoint_config, load_checkpoint, save_checkpoint
 from ..datasets import Sequence, load_many
 from ..errors import ConfigError, SiamtrackError
 from ..inputs import resolve_device
 from ..models import SiameseNet
 from .data import PairDataset, quiet_stop_signals, worker_error
 from .distributed import DistEnv
-from .losses import PairLoss
 from .history import MetricsLog, plot_loss_curves
+from .losses import PairLoss
 from .optim import build_optimizer, freeze_backbones
 from .pairs import pair_sources, split_validation
 from .progress import ESTIMATE_AFTER, RunClock, duration
@@ -252,9 +252,9 @@ class Trainer:
                  "config": self.cfg.to_dict(),
                  "rng": {"torch": torch.get_rng_state(),
                          "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else []}}
-        save_atomic(state, self.out / LAST)
+        save_checkpoint(state, self.out / LAST)
         if improved:
-            save_atomic(state, self.out / BEST)
+            save_checkpoint(state, self.out / BEST)
 
 
 def train(cfg: Config, data: list[str | Path], out: str | Path, resume: bool = False, device: str = "auto",

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..config import TrackConfig, TrainConfig
-from ..crops import context_crop
+from ..core.crops import context_crop
 
 
 def to_tensor(crop: np.ndarray) -> torch.Tensor:

@@ -9,6 +9,7 @@ import math
 
 import cv2
 import numpy as np
+import torch
 
 
 def context_size(w: float, h: float, context: float) -> float:
@@ -46,3 +47,21 @@ def context_crop(image: np.ndarray, box, context: float, scale: float, out_size:
     cx, cy = np.array([x + w / 2, y + h / 2]) + np.asarray(shift) * side / out_size
     return crop_and_resize(image, cx, cy, side, out_size, cv2.mean(image)[:3], out=out)
 
+
+
+class CropBatch:
+    """Crop buffers reused frame after frame: cv2 writes uint8 HxWx3 crops into `host`, and
+    `upload()` returns them as the float NCHW batch the network takes, on its device."""
+
+    def __init__(self, count: int, size: int, device: torch.device):
+        on_gpu = device.type == "cuda"
+        # page-locked on a GPU, so that the upload is one asynchronous DMA copy of the uint8 crops
+        self._host = torch.empty((count, size, size, 3), dtype=torch.uint8, pin_memory=on_gpu)
+        self.host = self._host.numpy()
+        self._staged = torch.empty_like(self._host, device=device) if on_gpu else self._host
+        self._input = torch.empty((count, 3, size, size), device=device)
+
+    def upload(self) -> torch.Tensor:
+        if self._staged is not self._host:
+            self._staged.copy_(self._host, non_blocking=True)
+        return self._input.copy_(self._staged.permute(0, 3, 1, 2))

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import torch
 
-from .config import DSSTConfig
+from ..config import DSSTConfig
 
 ORIENTATIONS = 18  # contrast-sensitive orientation bins of Felzenszwalb's HOG (9 insensitive ones fold them)
 TRUNCATE = 0.2

@@ -12,23 +12,9 @@ level's responses over the target's pyramid (`sharpness`), so that a = w where b
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from .checkpoint import build_net
-from .config import Config, TrackConfig
-from .models import SiameseNet
-from .models.levels import branch_levels, trunk_levels
-
-
-def with_fusion(net: SiameseNet, cfg: Config) -> nn.Module:
-    """`net` with the second level `cfg.model.fusion` names (a TwoLevelNet), or `net` itself for none."""
-    model = cfg.model
-    if model.fusion == "blocks":
-        return trunk_levels(net, model.fusion_blocks)
-    if model.fusion == "branch":
-        _, branch, _ = build_net(model.fusion_branch, None)
-        return branch_levels(net, branch)
-    return net
+from ..config import TrackConfig
+from ..models.levels import Levels
 
 
 def sharpness(responses: torch.Tensor) -> torch.Tensor:
@@ -40,7 +26,8 @@ def sharpness(responses: torch.Tensor) -> torch.Tensor:
 
 
 class ResponseFusion:
-    """Fuses each target's deep and shallow responses (N * S x 1 x r x r each, target by target) into one."""
+    """Each target's response maps from its levels' (N * S x 1 x r x r each, target by target): the one level's,
+    or the deep and the shallow level's fused into one."""
 
     def __init__(self, track: TrackConfig):
         self.weight = track.fusion_weight
@@ -54,7 +41,10 @@ class ResponseFusion:
         deep_part, shallow_part = self.weight * sharpness(deep), (1 - self.weight) * sharpness(shallow)
         return deep_part / (deep_part + shallow_part)
 
-    def __call__(self, deep: torch.Tensor, shallow: torch.Tensor) -> torch.Tensor:
+    def __call__(self, responses: Levels) -> torch.Tensor:
+        if len(responses) == 1:
+            return responses[0]
+        deep, shallow = responses
         shape = deep.shape
         deep, shallow = (r.view(-1, self.scales, *shape[-2:]) for r in (deep, shallow))
         a = self.deep_share(deep, shallow)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..text import plural
 from .metrics import IOU_THRESHOLDS, PIXEL_THRESHOLDS, Curves
-from .text import plural
 
 COLUMN_TITLES = {
     "success_auc": "Success AUC", "precision": "Precision@20px", "norm_precision": "Norm. precision",

@@ -24,9 +24,10 @@ from typing import Iterable, Iterator
 import numpy as np
 from tqdm import tqdm
 
-from .config import TrackConfig
+from ..config import TrackConfig
+from ..files import write_atomic
+from ..synthetic import make_clip
 from .crops import context_crop
-from .synthetic import make_clip
 
 CACHE_FORMAT = 1  # part of every cache key: raise it when the quantisation recipe changes
 
@@ -90,16 +91,9 @@ def cached_int8(model: bytes, input_name: str, track: TrackConfig, size: int) ->
 
 
 def keep(path: Path, data: bytes) -> None:
-    """Write `data` to `path` whole or not at all (a temp file renamed); a cache that cannot be written is
-    no error, the next build calibrates again."""
+    """Write `data` to `path` whole or not at all; a cache that cannot be written is no error, the next build
+    calibrates again."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        write_atomic(path, data)
     except OSError:
-        return
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError:
-        Path(tmp).unlink(missing_ok=True)
+        pass

@@ -1,16 +1,16 @@
 """Evaluation jobs on a running Ray cluster: one Ray task per (tracker, sequence) job.
 
-    summary = evaluate("lasot", "/shared/LaSOT", ["siamtrack", "csrt"], "runs/lasot", engine=RayCluster())
+    summary = evaluate("lasot", "/shared/LaSOT", ["siamtrack", "csrt"], "runs/lasot", runner=RayCluster())
 
 The cluster is an existing one (`ray start --head` on one machine, `ray start --address=HEAD:6379` on each
 other): `RayCluster()` joins the one RAY_ADDRESS names, else this machine's; `RayCluster("ray://HOST:10001")`
 connects through Ray Client. Every node sees the dataset at the same path (a shared file system, as on
 clusters) and has siamtrack installed: a task reads its sequence's frames there and hands its result files
-back, and the driver writes them all (siamtrack.evaluation), so the output folder is the driver's alone.
+back, and the driver writes them all (siamtrack.evaluation.jobs), so the output folder is the driver's alone.
 
 A task asks for one CPU (its tracker runs on one thread) and, with device cuda, a share of a GPU for a
 siamtrack model. A task whose node dies runs again on another, up to MAX_RETRIES times (Ray's own task
-retries); a task that fails on its sequence's data returns that failure (siamtrack.evaluation.run_job),
+retries); a task that fails on its sequence's data returns that failure (siamtrack.evaluation.jobs.run_job),
 which is never retried. Ray, the `cluster` extra, is imported only here, when a run starts.
 """
 from __future__ import annotations
@@ -19,14 +19,15 @@ import logging
 import os
 import signal
 import socket
-import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 
-from .errors import EvaluationError, SiamtrackError
-from .evaluation import Job, JobResult, Trackers, Work, run_job
-from .experiments import Benchmark, one_line
+from ..errors import EvaluationError, SiamtrackError
+from ..process import signal_handled
+from ..text import one_line
+from .benchmark import Benchmark
+from .jobs import Job, JobResult, Trackers, Work, run_job
 
 MAX_RETRIES = 3        # runs of a task beyond its first when the node running it dies
 THREADS_PER_JOB = 1    # each task's CPU threads: the one CPU it asks Ray for
@@ -61,16 +62,13 @@ def _connect(ray, address: str | None) -> None:
     """Join the running cluster at `address` (None: RAY_ADDRESS, else this machine's), never starting one."""
     address = address or os.environ.get("RAY_ADDRESS") or "auto"
     _check_reachable(address)
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.getsignal(signal.SIGTERM) if in_main_thread else None
     try:
-        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+        # ray.init makes SIGTERM exit at once; the caller's handling comes back after it
+        with signal_handled(signal.SIGTERM, signal.getsignal(signal.SIGTERM)):
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
         raise EvaluationError(f"no Ray cluster at '{address}' ({one_line(exc)[:160]}): start one with "
                               "`ray start --head`, or pass --cluster ray://HOST:PORT") from None
-    finally:
-        if in_main_thread:  # ray.init makes SIGTERM exit at once; the caller's handling comes back
-            signal.signal(signal.SIGTERM, previous)
 
 
 def _absolute(trackers: Trackers) -> Trackers:
@@ -90,7 +88,7 @@ def _run_task(work: Work, job: Job) -> JobResult:
 
 
 class RayCluster:
-    """An evaluation engine (siamtrack.evaluation.Engine) on a running Ray cluster."""
+    """An evaluation runner (siamtrack.evaluation.jobs.Runner) on a running Ray cluster."""
     runs_here = False  # fps are measured on the nodes: this machine's load says nothing of them
 
     def __init__(self, address: str | None = None, device: str = "cpu", gpus_per_job: float = GPUS_PER_JOB):

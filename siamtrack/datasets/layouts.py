@@ -13,32 +13,24 @@ few ahead, so that no sequence is ever held in memory whole.
 """
 from __future__ import annotations
 
-import re
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Iterable
 
 import numpy as np
-from PIL import Image
 
-from .errors import SourceError
+from ..errors import SourceError
+from .annotations import data_lines, from_zero_based, parse_boxes, parse_flags, parse_labels, to_zero_based
+from .frames import FRAME_SUFFIXES, list_frames, natural_key
 
-# the benchmarks `siamtrack eval` scores (siamtrack.experiments), each with its ground truth's convention:
+# the benchmarks `siamtrack eval` scores (siamtrack.evaluation.experiments), each with its ground truth's convention:
 # 1-based from MATLAB toolkits (OTB and those built on it, VOT, LaSOT) and for GOT-10k (got-10k/toolkit#6),
 # 0-based for NfS and TrackingNet. Here, so that the command line can list them without importing got10k.
 ONE_BASED = {"otb": True, "got10k": True, "vot": True, "uav123": True, "dtb70": True, "tcolor128": True,
              "nfs": False, "lasot": True, "trackingnet": False}
 DATASETS = tuple(ONE_BASED)
-_ONE_BASED_SHIFT = np.array([1.0, 1.0, 0.0, 0.0])  # added to 0-based x, y, w, h to make them 1-based
-FRAME_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 OTB_GT_GLOB = "groundtruth_rect*.txt"
 GOT10K_TRAIN_SPLITS = ("train", "val")  # the GOT-10k splits with per-frame ground truth
-READ_AHEAD = 4  # frames decoded ahead of the tracker: decoding overlaps tracking, memory holds a handful
-_SEPARATORS = re.compile(r"[,\s]+")
-
 # LaSOT: per-frame flags beside groundtruth.txt (a frame flagged in either has no visible target), and the
 # 14 per-sequence attributes of its toolkit's annos/att/NAME.txt files, in their order
 LASOT_FRAME_FLAGS = {"Full Occlusion": "full_occlusion.txt", "Out-of-View": "out_of_view.txt"}
@@ -82,109 +74,6 @@ class SequenceFiles:
         return _LOADERS[self.layout](self)
 
 
-def to_zero_based(boxes, one_based: bool) -> np.ndarray:
-    """x, y, w, h boxes of a file's convention as 0-based float64 boxes."""
-    return np.asarray(boxes, dtype=np.float64) - (_ONE_BASED_SHIFT if one_based else 0)
-
-
-def from_zero_based(boxes, one_based: bool) -> np.ndarray:
-    """0-based x, y, w, h boxes in a file's convention, as float64."""
-    return np.asarray(boxes, dtype=np.float64) + (_ONE_BASED_SHIFT if one_based else 0)
-
-
-def natural_key(path: Path) -> tuple[list, str]:
-    """Names sorted as people mean them, numbers as numbers: 2.jpg before 10.jpg without zero padding.
-
-    The one frame order of siamtrack: folder sources, dataset readers and training all sort with it.
-    Names equal but for padding (1.jpg, 01.jpg) fall back to plain order, so the order never depends
-    on the file system's.
-    """
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name)], path.name
-
-
-def list_frames(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        raise SourceError(f"{folder}: no such frame folder")
-    return sorted((p for p in folder.iterdir() if p.suffix.lower() in FRAME_SUFFIXES), key=natural_key)
-
-
-def read_frame(path: str | Path) -> np.ndarray:
-    """A frame file as HxWx3 uint8 RGB, decoded by PIL as got10k's run loop decodes it."""
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
-    except (OSError, ValueError) as exc:  # PIL's UnidentifiedImageError and truncated files are OSErrors
-        raise SourceError(f"{path}: cannot read the frame ({exc.__class__.__name__})") from None
-
-
-def read_frames(paths: Iterable, depth: int = READ_AHEAD,
-                read: Callable[[str | Path], np.ndarray] = read_frame) -> Iterator[np.ndarray]:
-    """The frames of `paths` in order, each decoded in a background thread at most `depth` frames ahead
-    of the consumer: decoding overlaps tracking, and memory holds depth + 1 frames however long the
-    sequence. A frame that cannot be read raises where it comes, after the frames before it."""
-    if depth < 1:
-        raise ValueError(f"read-ahead depth must be at least 1, got {depth}")
-    paths = iter(paths)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as pool:
-        pending = deque(pool.submit(read, path) for path in islice(paths, depth))
-        try:
-            while pending:
-                frame = pending.popleft().result()
-                pending.extend(pool.submit(read, path) for path in islice(paths, 1))
-                yield frame
-        finally:  # the consumer stopped early: decode nothing more
-            for future in pending:
-                future.cancel()
-
-
-def _data_lines(path: Path) -> list[str]:
-    try:
-        lines = path.read_text().splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SourceError(f"{path}: cannot read ({exc.__class__.__name__})") from None
-    while lines and not lines[-1].strip():
-        lines.pop()
-    return lines
-
-
-def parse_boxes(path: Path) -> np.ndarray:
-    """N x 4 axis-aligned boxes from 4-number rectangles or 8-number polygons, as written in the file."""
-    rows = []
-    for number, line in enumerate(_data_lines(path), start=1):
-        try:
-            values = [float(v) for v in _SEPARATORS.split(line.strip(" ,\t"))]
-        except ValueError:
-            values = []
-        if len(values) == 8:
-            xs, ys = values[0::2], values[1::2]
-            values = [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]
-        if len(values) != 4:
-            raise SourceError(f"{path}:{number}: expected 4 or 8 numbers, got {line.strip()[:60]!r}")
-        rows.append(values)
-    return np.array(rows, dtype=np.float64).reshape(-1, 4)
-
-
-def parse_labels(path: Path) -> np.ndarray:
-    """One integer per line (GOT-10k absence.label, cover.label)."""
-    labels = []
-    for number, line in enumerate(_data_lines(path), start=1):
-        try:
-            labels.append(int(line.strip()))
-        except ValueError:
-            raise SourceError(f"{path}:{number}: expected an integer, got {line.strip()[:60]!r}") from None
-    return np.array(labels, dtype=np.int64)
-
-
-def parse_flags(path: Path) -> np.ndarray:
-    """0/1 values separated by commas, spaces or line breaks (LaSOT writes a frame's flags on one line)."""
-    text = " ".join(_data_lines(path))
-    values = [v for v in _SEPARATORS.split(text) if v]
-    if any(v not in ("0", "1") for v in values):
-        bad = next(v for v in values if v not in ("0", "1"))
-        raise SourceError(f"{path}: expected 0 or 1 values, got {bad[:20]!r}")
-    return np.array([v == "1" for v in values], dtype=bool)
-
-
 def _check_count(path: Path, count: int, frames: list[Path], folder: Path) -> None:
     if not frames:
         raise SourceError(f"{folder}: no frames ({'/'.join(FRAME_SUFFIXES)})")
@@ -202,7 +91,7 @@ def make_sequence(name: str, frame_dir: Path, gt_path: Path, one_based: bool, la
 
 
 def _listed_names(list_path: Path) -> list[str]:
-    return [line.strip() for line in _data_lines(list_path) if line.strip()]
+    return [line.strip() for line in data_lines(list_path) if line.strip()]
 
 
 def _require_dir(path: Path, list_path: Path) -> Path:
@@ -243,10 +132,6 @@ def find_got10k_split(folder: Path) -> list[SequenceFiles]:
             for name in _listed_names(list_path)]
 
 
-def load_got10k_split(folder: Path) -> list[Sequence]:
-    return [files.load() for files in find_got10k_split(folder)]
-
-
 # --- OTB: NAME/img/*.jpg (or frames in NAME/), NAME/groundtruth_rect.txt (or .1.txt, .2.txt per target)
 
 def _otb_sequences(folder: Path) -> list[SequenceFiles]:
@@ -267,10 +152,6 @@ def find_otb(root: Path) -> list[SequenceFiles]:
     return [files for folder in _subfolders(root) if _is_otb_sequence(folder) for files in _otb_sequences(folder)]
 
 
-def load_otb(root: Path) -> list[Sequence]:
-    return [files.load() for files in find_otb(root)]
-
-
 # --- VOT: list.txt, NAME/*.jpg or NAME/color/*.jpg, NAME/groundtruth.txt (rectangles or polygons)
 
 def _is_vot(root: Path) -> bool:
@@ -286,10 +167,6 @@ def find_vot(root: Path) -> list[SequenceFiles]:
         frame_dir = folder / "color" if (folder / "color").is_dir() else folder
         found.append(SequenceFiles(name, frame_dir, folder / "groundtruth.txt", "vot"))
     return found
-
-
-def load_vot(root: Path) -> list[Sequence]:
-    return [files.load() for files in find_vot(root)]
 
 
 # --- LaSOT: CLASS/CLASS-N/img/00000001.jpg, groundtruth.txt, full_occlusion.txt, out_of_view.txt

@@ -1,9 +1,8 @@
 """Checkpoints: written atomically, read with a clear error for every way a file can be wrong."""
 from __future__ import annotations
 
-import os
+import io
 import pickle
-import tempfile
 import warnings
 import zipfile
 from dataclasses import replace
@@ -13,27 +12,21 @@ from typing import Iterable
 import torch
 from torch import nn
 
-from .config import Config, config_from_dict, load_config, resolve_weights_path, shipped_dir
-from .errors import CheckpointError, ConfigError
-from .models import SiameseNet
+from ..config import Config, config_from_dict, load_config, resolve_weights_path, shipped_dir
+from ..errors import CheckpointError, ConfigError
+from ..files import write_atomic
+from ..models import SiameseNet
 
-# keys that older checkpoints store and configs no longer have: the network now supplies them
-RETIRED_KEYS = {"track": ("total_stride",)}
+# keys that older checkpoints store and configs no longer have: the network now supplies total_stride, and a
+# second network as a fused level (model.fusion: branch) is gone
+RETIRED_KEYS = {"track": ("total_stride",), "model": ("fusion_branch",)}
 
 
-def save_atomic(obj: dict, path: str | Path) -> None:
-    """torch.save to a temp file in the same folder, then rename: a crash keeps the old file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a checkpoint is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def save_checkpoint(obj: dict, path: str | Path) -> None:
+    """torch.save, written whole or not at all: a crash keeps the old file."""
+    data = io.BytesIO()
+    torch.save(obj, data)
+    write_atomic(path, data.getvalue())
 
 
 def load_checkpoint(path: str | Path) -> dict:

@@ -20,9 +20,9 @@ class Targets:
     score: np.ndarray  # N: the last update's peak score (NaN before it)
     lost: np.ndarray  # N bool: the last update judged the target lost (False before the first update)
     recent_scores: list  # N: each target's deque of its last track.lost_window scores of updates not judged lost
-    kernel: torch.Tensor  # N * k x C x h x w: each target's k exemplar kernels, in target order
-    # N * k x C' x h' x w': the same for the second level of features (model.fusion); N * k x 0 without one
-    fusion_kernel: torch.Tensor
+    # per level of features (one; two with model.fusion), N * k x C x h x w: each target's k exemplar kernels,
+    # in target order
+    kernels: tuple[torch.Tensor, ...]
     scale_filter: list  # N: each target's DSST filter (track.scale_filter), or None
 
     def __len__(self) -> int:
@@ -39,15 +39,15 @@ class Targets:
 def _join(first, second):
     if isinstance(first, np.ndarray):
         return np.concatenate([first, second])
-    if isinstance(first, torch.Tensor):
-        return torch.cat([first, second])
+    if isinstance(first, tuple):  # level by level
+        return tuple(torch.cat(pair) for pair in zip(first, second))
     return first + second
 
 
 def _take(values, kept: np.ndarray):
     if isinstance(values, np.ndarray):
         return values[kept]
-    if isinstance(values, torch.Tensor):  # k rows a target
-        rows = np.repeat(kept, len(values) // max(len(kept), 1))
-        return values[torch.from_numpy(rows).to(values.device)]
+    if isinstance(values, tuple):  # level by level, k rows a target
+        rows = torch.from_numpy(np.repeat(kept, len(values[0]) // max(len(kept), 1)))
+        return tuple(level[rows.to(level.device)] for level in values)
     return [value for value, keep in zip(values, kept) if keep]

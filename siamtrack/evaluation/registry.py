@@ -1,7 +1,8 @@
 """The tracker names evaluation accepts, and how each is built: siamtrack models and OpenCV's baselines.
 
     trackers = resolve_trackers(["siamtrack", "siamfc_lite0_fast", "csrt"], TrackerSpec(weights=...))
-    tracker = build_tracker("csrt", trackers["csrt"])
+    model = build_model(trackers["siamtrack"])                    # once per process
+    tracker = build_tracker("siamtrack", trackers["siamtrack"], model)   # per job
 
 `siamtrack` is the model the given TrackerSpec describes; a shipped config name or a YAML path is a
 siamtrack model with the weights its config names (the spec's device and backend, no overrides),
@@ -12,10 +13,14 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Iterable
 
-from .baselines import MISSING_TRACKERS, OPENCV_TRACKERS, OpenCVTracker
-from .config import resolve_config_path
-from .errors import ConfigError, EvaluationError
-from .spec import TrackerSpec
+from ..baselines import MISSING_TRACKERS, OPENCV_TRACKERS, OpenCVTracker
+from ..config import Config, resolve_config_path
+from ..core.backends import BACKENDS
+from ..core.checkpoint import build_net
+from ..core.model import Model
+from ..core.tracker import SiamFCTracker
+from ..errors import ConfigError, EvaluationError
+from ..spec import TrackerSpec
 
 TRACKERS = ("siamtrack",) + tuple(OPENCV_TRACKERS)  # the names besides config names and paths
 
@@ -51,6 +56,23 @@ def _resolve(name: str, siamtrack: TrackerSpec) -> tuple[str, TrackerSpec | None
     return path.stem, replace(siamtrack, config=name, weights=None, overrides=())
 
 
-def build_tracker(label: str, spec: TrackerSpec | None):
-    """The tracker `resolve_trackers` described under `label`."""
-    return spec.build(name=label) if spec is not None else OpenCVTracker(label)
+def check_model(spec: TrackerSpec) -> Config:
+    """A siamtrack model's config, its config and weights read and checked without building it (where the
+    jobs run elsewhere, this machine needs neither its device nor its extras)."""
+    if spec.backend not in BACKENDS:
+        raise ConfigError(f"unknown backend '{spec.backend}' (known: {', '.join(BACKENDS)})")
+    cfg, _, _ = build_net(spec.config, spec.weights, spec.overrides)
+    return cfg
+
+
+def build_model(spec: TrackerSpec | None) -> Model | None:
+    """The model of a siamtrack tracker `resolve_trackers` described, built; None for an OpenCV baseline."""
+    return spec.model(quiet=True) if spec is not None else None
+
+
+def build_tracker(label: str, spec: TrackerSpec | None, model: Model | None = None):
+    """The tracker `resolve_trackers` described under `label`: over `model` (built from `spec` when not given)
+    for a siamtrack model, else the OpenCV tracker."""
+    if spec is None:
+        return OpenCVTracker(label)
+    return SiamFCTracker(model or build_model(spec), name=label)

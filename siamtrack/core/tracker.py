@@ -1,27 +1,27 @@
 """SiamFCTracker: the tracking loop (scale pyramid, cosine window, damping, and optionally a DSST scale
-filter), for one target or many at once. Knows nothing of training, evaluation or the command line."""
+filter), for one target or many at once, over a Model it shares with any other tracker. Knows nothing of
+training, evaluation or the command line."""
 from __future__ import annotations
 
-import time
 from collections import deque
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, ContextManager, Iterable, Iterator
+from typing import Callable, ContextManager, Iterable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from .checkpoint import build_net
-from .config import Config
-from .crops import context_size, crop_and_resize
+from ..config import Config
+from ..errors import BoxError, ConfigError, FrameError, NotInitializedError, TargetError
+from ..inputs import as_rgb, check_boxes
+from .backends import DEFAULT_BACKEND
+from .crops import CropBatch, context_size, crop_and_resize
 from .dsst import ScaleFilter
-from .engines import DEFAULT_BACKEND, build_engine, example_inputs
-from .errors import BoxError, FrameError, NotInitializedError, TargetError
-from .fusion import ResponseFusion, with_fusion
-from .inputs import as_rgb, check_boxes, resolve_device
+from .fusion import ResponseFusion
+from .model import Model
+from .response import PeakFinder
 from .targets import Targets
-from .text import status
 
 # update() in order; post: upsampling, peak search, box; size: the scale filters (track.scale_filter), if any
 STAGES = ("crop", "backbone", "xcorr", "post", "size")
@@ -31,50 +31,13 @@ def untimed(stage: str) -> ContextManager:
     return nullcontext()
 
 
-class CropBatch:
-    """Crop buffers reused frame after frame: cv2 writes uint8 HxWx3 crops into `host`, and
-    `upload()` returns them as the float NCHW batch the network takes, on its device."""
-
-    def __init__(self, count: int, size: int, device: torch.device):
-        on_gpu = device.type == "cuda"
-        # page-locked on a GPU, so that the upload is one asynchronous DMA copy of the uint8 crops
-        self._host = torch.empty((count, size, size, 3), dtype=torch.uint8, pin_memory=on_gpu)
-        self.host = self._host.numpy()
-        self._staged = torch.empty_like(self._host, device=device) if on_gpu else self._host
-        self._input = torch.empty((count, 3, size, size), device=device)
-
-    def upload(self) -> torch.Tensor:
-        if self._staged is not self._host:
-            self._staged.copy_(self._host, non_blocking=True)
-        return self._input.copy_(self._staged.permute(0, 3, 1, 2))
-
-
-def bicubic_matrix(size_in: int, size_out: int) -> torch.Tensor:
-    """The size_out x size_in matrix of F.interpolate's 1-D bicubic resampling (align_corners=False).
-
-    Bicubic resampling is separable, so a map R resized in 2-D is M @ R @ M.T; the matrix is read
-    off by resizing the identity along one axis (the other, kept at its size, is left unchanged).
-    """
-    eye = torch.eye(size_in)[None, None]
-    return F.interpolate(eye, size=(size_out, size_in), mode="bicubic", align_corners=False)[0, 0]
-
-
-class BicubicUpsampler:
-    """Bicubic upsampling of the response maps as two matrix products into reused buffers.
-
-    The same numbers as F.interpolate (to float rounding), in a tenth of its time on a CPU.
-    """
-
-    def __init__(self, count: int, size_in: int, size_out: int, device: torch.device):
-        self._rows = bicubic_matrix(size_in, size_out).to(device)
-        self._cols = self._rows.T.contiguous()
-        self._half = torch.empty((count, size_out, size_in), device=device)
-        self._out = torch.empty((count, size_out, size_out), device=device)
-
-    def __call__(self, responses: torch.Tensor) -> torch.Tensor:
-        """N x 1 x r x r responses -> the N x R x R upsampled maps (a buffer, overwritten by the next call)."""
-        torch.matmul(self._rows, responses[:, 0], out=self._half)
-        return torch.matmul(self._half, self._cols, out=self._out)
+@dataclass(frozen=True)
+class Answers:
+    """Every tracked target's answers after the last call, in the order of `ids`, whatever init was given."""
+    ids: np.ndarray  # N int64
+    boxes: np.ndarray  # N x 4: x, y, w, h, 0-based px
+    scores: np.ndarray  # N: the peak response of the last update (NaN before the first)
+    lost: np.ndarray  # N bool: the last update judged the target lost (False before the first)
 
 
 class SiamFCTracker:
@@ -87,33 +50,31 @@ class SiamFCTracker:
     responses come from one grouped correlation, and the peak search and box update run over all
     targets at once; each target's boxes are those it would get tracked alone.
 
-    `config`: a shipped config name, a YAML path or a Config (default: the shipped default model, or
-    the config a checkpoint stores when only `weights` is given), with `overrides` (`a.b=value`) applied.
+    `config`: a built Model to track with (siamtrack.core.model: built once, shared by any number of
+    trackers; this tracker then holds only its targets and buffers), or what to build one from (Model.load):
+    a shipped config name, a YAML path or a Config (default: the shipped default model, or the config a
+    checkpoint stores when only `weights` is given), with `overrides` (`a.b=value`) applied.
     `weights`: a checkpoint path (default: the one the config names).
-    `backend`: eager, torch, onnxruntime or onnxruntime-int8 (see siamtrack.engines); all but int8 give
-    the same boxes. `siamtrack.experiments.BenchmarkTracker` runs it in got10k's experiments.
+    `backend`: eager, torch, onnxruntime or onnxruntime-int8 (see siamtrack.core.backends); all but int8 give
+    the same boxes. `siamtrack.evaluation.experiments.BenchmarkTracker` runs it in got10k's experiments.
     `quiet`: no status line on a terminal while the model builds (loading, tracing or calibrating takes seconds).
     `timer(stage)`: a context manager around each of update()'s STAGES, for a benchmark to time them.
     """
 
     is_deterministic = True
 
-    def __init__(self, config: str | Path | Config | None = None, weights: str | Path | None = None,
+    def __init__(self, config: Model | str | Path | Config | None = None, weights: str | Path | None = None,
                  device: str = "auto", name: str = "SiamFC", backend: str = DEFAULT_BACKEND,
                  overrides: Iterable[str] = (), quiet: bool = False):
-        self.name = name
-        label = Path(config.name if isinstance(config, Config) else config or "default config").stem
-        # loading, tracing or calibrating takes seconds: on a terminal, a line says what is going on
-        with status(f"building the model ({label}, {backend} backend)", quiet):
-            self.cfg, net, self.weights_path = build_net(config, weights, overrides)
-            self.device = resolve_device(device)
-            self.net = build_engine(with_fusion(net, self.cfg).to(self.device).eval(), backend, self.cfg.track,
-                                    self.device)
-        self.total_stride = net.total_stride
+        model = config if isinstance(config, Model) else Model.load(config, weights, device, backend, overrides, quiet)
+        if config is model and (weights is not None or device != "auto" or backend != DEFAULT_BACKEND
+                                or tuple(overrides)):
+            raise ConfigError("a tracker over a built Model takes its config, weights, device and backend from it: "
+                              "give them to Model.load")
+        self.model, self.name = model, name
         self.timer: Callable[[str], ContextManager] = untimed
         t = self.cfg.track
-        # the second level's response fused with the deep one (model.fusion), or the deep one alone
-        self.fusion = ResponseFusion(t) if self.cfg.model.fusion != "none" else None
+        self.fusion = ResponseFusion(t)  # one level's response, or two fused into one (model.fusion)
         offsets = np.arange(t.scale_num) - (t.scale_num - 1) / 2
         self.scale_factors = t.scale_step ** offsets
         # the pyramid on the search side (the paper): S search crops a target and one exemplar kernel;
@@ -121,23 +82,22 @@ class SiamFCTracker:
         self.on_exemplar = t.scale_mode == "exemplar"
         self.kernels_per_target = t.scale_num if self.on_exemplar else 1
         self.crops_per_target = 1 if self.on_exemplar else t.scale_num
-        self.scale_penalties = torch.tensor(np.where(offsets == 0, 1.0, t.scale_penalty),
-                                            dtype=torch.float32, device=self.device)
-        self.response_size = self._response_size()
-        self.upscale_size = t.response_up * self.response_size
-        hann = np.hanning(self.upscale_size)
-        window = np.outer(hann, hann)
-        self.window = torch.tensor(window / window.sum(), dtype=torch.float32, device=self.device)
-        self._window_term = t.window_influence * self.window
+        self.peaks = PeakFinder(t, model.response_size, self.device)
         self._exemplar_crops = CropBatch(self.kernels_per_target, t.exemplar_size, self.device)
         self.targets: Targets | None = None  # set by init
         self.single = True  # init was given one box, not an N x 4 array: answers are one target's
 
-    @torch.inference_mode()
-    def _response_size(self) -> int:
-        z, x = example_inputs(self.cfg.track, self.device)
-        responses = self.net.correlate(self.net.embed_exemplar(z), self.net.embed_search(x))
-        return (responses if self.fusion is None else responses[0]).shape[-1]
+    @property
+    def cfg(self) -> Config:
+        return self.model.cfg
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    @property
+    def weights_path(self) -> Path | None:
+        return self.model.weights_path
 
     # --- targets
 
@@ -209,23 +169,15 @@ class SiamFCTracker:
                        base_search=np.array([exemplar_side * t.search_size / t.exemplar_size]), scale=np.ones(1),
                        border=border[None], reference_score=np.full(1, np.nan), score=np.full(1, np.nan),
                        lost=np.zeros(1, dtype=bool), recent_scores=[deque(maxlen=t.lost_window)],
-                       **self._exemplar_kernels(),
+                       # copied: a backend may hand back the same buffers call after call
+                       kernels=tuple(k.clone() for k in self.model.backend.embed_exemplar(self._exemplar_crops.upload())),
                        scale_filter=[scale_filter])
 
-    def _exemplar_kernels(self) -> dict[str, torch.Tensor]:
-        """The Targets fields of one target's exemplar kernels, from the exemplar crops just cut: the deep
-        level's, and the second level's (model.fusion; none: an empty row per kernel)."""
-        kernels = self.net.embed_exemplar(self._exemplar_crops.upload())
-        if self.fusion is None:  # copied: a backend may hand back the same buffer call after call
-            return {"kernel": kernels.clone(), "fusion_kernel": kernels.new_empty((len(kernels), 0))}
-        return {"kernel": kernels[0].clone(), "fusion_kernel": kernels[1].clone()}
-
     def _resize_buffers(self) -> None:
-        """Crop and upsampling buffers for the targets tracked now (one response map per scale each)."""
-        t = self.cfg.track
+        """Crop and upsampling buffers for the targets tracked now."""
         targets = max(len(self.targets), 1)
-        self._search_crops = CropBatch(targets * self.crops_per_target, t.search_size, self.device)
-        self._upsampler = BicubicUpsampler(targets * t.scale_num, self.response_size, self.upscale_size, self.device)
+        self._search_crops = CropBatch(targets * self.crops_per_target, self.cfg.track.search_size, self.device)
+        self.peaks.resize(targets)
 
     # --- one frame, in stages
 
@@ -237,7 +189,7 @@ class SiamFCTracker:
         with self.timer("crop"):
             crops = self.search_crops(frame)
         with self.timer("backbone"):
-            features = self.net.embed_search(crops)
+            features = self.model.backend.embed_search(crops)
         with self.timer("xcorr"):
             responses = self.respond(features)
         with self.timer("post"):
@@ -270,19 +222,16 @@ class SiamFCTracker:
                 crop_and_resize(frame, *center, side * factor, t.search_size, border, out=next(crops))
         return self._search_crops.upload()
 
-    def respond(self, features: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        """The response maps: each target's search features cross-correlated with its own exemplar's (with
-        model.fusion: at each level, the two responses fused into one)."""
-        if self.fusion is None:
-            return self.net.correlate(self.targets.kernel, features)
-        return self.fusion(*self.net.correlate((self.targets.kernel, self.targets.fusion_kernel), features))
+    def respond(self, features: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """The response maps: each target's search features cross-correlated with its own exemplar's, level by
+        level, the levels' responses fused into one (model.fusion)."""
+        return self.fusion(self.model.backend.correlate(self.targets.kernels, features))
 
     def step(self, responses: torch.Tensor) -> None:
         """Move and rescale every target from the responses of its scale pyramid."""
         t, s = self.cfg.track, self.targets
-        scale_id, loc, score = self._locate_peaks(responses)
-        displacement = (np.stack([loc % self.upscale_size, loc // self.upscale_size], axis=1)
-                        - (self.upscale_size - 1) / 2) * self.total_stride / t.response_up
+        scale_id, loc, score = self.peaks(responses, len(s))
+        displacement = self.peaks.displacement(loc, self.model.total_stride)
         search_side = s.base_search * s.scale * (1.0 if self.on_exemplar else self.scale_factors[scale_id])
         s.center = s.center + displacement * (search_side / t.search_size)[:, None]
         s.scale = s.scale * ((1 - t.scale_lr) + t.scale_lr * self.scale_factors[scale_id])
@@ -317,23 +266,6 @@ class SiamFCTracker:
         for i, scale_filter in filtered:
             scale_filter.learn(frame, s.center[i], s.base_size[i] * s.scale[i])
 
-    def _locate_peaks(self, responses: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per target: best scale (penalised), window-weighted peak index in its upsampled map, raw peak."""
-        t = self.cfg.track
-        targets = len(self.targets)
-        up = self._upsampler(responses).view(targets, t.scale_num, self.upscale_size, self.upscale_size)
-        peaks = torch.amax(up, dim=(2, 3))
-        scale_id = torch.argmax(peaks * self.scale_penalties, dim=1)
-        rows = torch.arange(targets, device=self.device)
-        best = up[rows, scale_id]
-        best -= best.amin(dim=(1, 2), keepdim=True)
-        best /= best.sum(dim=(1, 2), keepdim=True) + 1e-16
-        best.mul_(1 - t.window_influence).add_(self._window_term)
-        loc = torch.argmax(best.view(targets, -1), dim=1)
-        # one transfer for all three (exact in float32: map indices stay far below 2 ** 24)
-        found = torch.stack([scale_id.float(), loc.float(), peaks[rows, scale_id]]).cpu().numpy()
-        return found[0].astype(np.int64), found[1].astype(np.int64), found[2].astype(np.float64)
-
     def _clamp_state(self) -> None:
         """Keep each box at least min_size px and at most max_size_ratio of the frame, its centre inside."""
         t, s = self.cfg.track, self.targets
@@ -365,10 +297,21 @@ class SiamFCTracker:
         return self._answer(lambda s: s.lost, False)
 
     def box(self) -> np.ndarray:
-        def boxes(s: Targets) -> np.ndarray:
-            size = s.base_size * s.scale[:, None]
-            return np.concatenate([s.center - size / 2, size], axis=1)
-        return self._answer(boxes)
+        """The last box (x, y, w, h), or for several targets the N x 4 boxes."""
+        return self._answer(boxes_of)
+
+    def answers(self) -> Answers:
+        """Every target's answers as arrays, the same form for one target as for many."""
+        if self.targets is None:
+            raise NotInitializedError("call init(frame, box) before asking for answers")
+        s = self.targets
+        return Answers(s.ids.copy(), boxes_of(s), s.score.copy(), s.lost.copy())
+
+
+def boxes_of(s: Targets) -> np.ndarray:
+    """The targets' N x 4 boxes."""
+    size = s.base_size * s.scale[:, None]
+    return np.concatenate([s.center - size / 2, size], axis=1)
 
 
 def as_box_array(boxes) -> np.ndarray:
@@ -390,15 +333,3 @@ def check_unique(ids: list[int]) -> None:
     repeated = sorted({i for i in ids if ids.count(i) > 1})
     if repeated:
         raise TargetError(f"target id {repeated[0]} is given twice")
-
-
-def track_frames(tracker: SiamFCTracker, frames, box) -> Iterator[tuple[int, np.ndarray, np.ndarray, float, float]]:
-    """Init on the first frame, update on the rest: yields (index, frame, box, score, seconds)."""
-    for index, frame in enumerate(frames):
-        start = time.perf_counter()
-        if index == 0:
-            tracker.init(frame, box)
-            result = np.asarray(box, dtype=np.float64)
-        else:
-            result = tracker.update(frame)
-        yield index, frame, result, tracker.score, time.perf_counter() - start
