@@ -7,8 +7,8 @@ memory and first answers as browser tabs open, on 127.0.0.1 only.
 `builds`: per config and backend, the seconds Model.load takes, and the seconds `--trackers` trackers over that
 model take to make (the median of 5 rounds; a tracker holds only its targets and buffers), as a share of one
 build.
-`tabs`: for each count, a fresh `siamtrack serve` (the `python -m siamtrack` this interpreter imports: set
-PYTHONPATH to measure another checkout), that many WebSocket tabs opened at once, each sending init and one
+`tabs`: for each count, a fresh `siamtrack serve` (`python -m siamtrack` in the current folder: to measure another
+checkout, run this from its folder with PYTHONPATH set to it), that many WebSocket tabs opened at once, each sending init and one
 Car1 frame as soon as its session says ready: the time from opening the sockets to each tab's first boxes,
 and the server's RSS before the tabs and once every tab has its first answer (all still open).
 """

@@ -75,7 +75,7 @@ function onMessage(message) {
       $("download-live").href = sessionUrl("live.boxes.txt");
       setStatus("building the tracker…");
     },
-    ready: () => setStatus(`ready (tracker built in ${message.build_s} s)`),
+    ready: () => setStatus("ready"),
     boxes: () => onBoxes(message),
     frame: () => { state.pendingFrame = message.frame; },
     source_opened: () => startServerSource(message),
