@@ -63,7 +63,7 @@ def handle(args: argparse.Namespace) -> int:
 
         from ..serve.app import Sessions, build_app
         from ..serve.folders import remove_stale_folders
-        from ..serve.memory import limit_heaps
+        from ..serve.memory import freeze_startup_objects, limit_heaps
         from ..serve.models import Models
         from ..serve.security import is_loopback, new_token
         from ..serve.server_source import restrict_ffmpeg_formats
@@ -92,6 +92,7 @@ def handle(args: argparse.Namespace) -> int:
             say("--allow-server-sources: visitors may open cameras and stream URLs on this machine")
         config = uvicorn.Config(build_app(settings, models, sessions), log_level="warning", lifespan="off",
                                 ws_max_size=MAX_MESSAGE_BYTES, timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
+        freeze_startup_objects()  # after the model and the app: collections skip them from now on
         try:
             uvicorn.Server(config).run(sockets=[listener])
         except KeyboardInterrupt:  # uvicorn has closed every socket: stopping is this command's normal end

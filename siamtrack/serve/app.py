@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -117,10 +118,13 @@ def build_app(settings: ServeSettings, models: Models | None = None, sessions: S
             return JSONResponse({"error": "a page of another site may not upload here"}, status_code=403)
         try:
             path = session.upload_path()
+            session.upload_receiving = True
             await _receive_file(request, path, settings.max_upload_bytes, settings.max_upload_mb)
             session.upload = await asyncio.to_thread(check_video, path, settings.max_frame_pixels)
         except UploadError as exc:
             return JSONResponse({"error": str(exc)}, status_code=UPLOAD_STATUS.get(type(exc), UNSUPPORTED_MEDIA))
+        finally:
+            session.upload_receiving, session.last_active = False, time.monotonic()
         info = session.upload
         return JSONResponse({"width": info.width, "height": info.height, "fps": info.fps, "frames": info.frames})
 

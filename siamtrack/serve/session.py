@@ -62,6 +62,8 @@ class Session:
         self.tracking = False  # whether the tracker holds targets of the live frames
         self.upload: VideoInfo | None = None
         self.upload_running = False
+        self.upload_receiving = False  # an upload's body is coming in
+        self.working = False  # the worker handles a frame or command
         self.closed = threading.Event()  # set on close: a running upload job stops
         self.source: FrameSource | None = None
         self.paused = False
@@ -74,9 +76,12 @@ class Session:
         self.last_active = time.monotonic()  # a message in or out: the idle timeout counts from it
 
     def idle_for(self) -> float:
-        """Seconds since the last message in or out; 0 while an upload is tracked (it says nothing for a while
-        when its frames are large)."""
-        return 0.0 if self.upload_running else time.monotonic() - self.last_active
+        """Seconds since the last message in or out; 0 while the tracker works on the client's frame or command,
+        while an upload comes in or is tracked (it says nothing for a while when it is large) and while a server
+        source is open (it ends by itself when it stops)."""
+        if self.working or self.upload_receiving or self.upload_running or self.source is not None:
+            return 0.0
+        return time.monotonic() - self.last_active
 
     # --- messages in
 
@@ -116,6 +121,7 @@ class Session:
         await self.send({"type": "ready"})
         while True:
             item = await self.mailbox.take()
+            self.working = True
             try:
                 await self._handle(tracker, item)
             except SiamtrackError as exc:
@@ -123,6 +129,8 @@ class Session:
             except Exception:  # a fault of ours must not end the session silently: log it, say so, go on
                 log.exception("session %s", self.id)
                 await self.send(error_message("internal error in the server (logged there); the session goes on"))
+            finally:
+                self.working, self.last_active = False, time.monotonic()
 
     async def _handle(self, tracker: SiamFCTracker, item: Order | Frame) -> None:
         if isinstance(item, Frame):
