@@ -2,10 +2,8 @@
 (or not), and read through open_source(..., reconnect=N) and `siamtrack run URL --reconnect N`."""
 import subprocess
 import sys
-import threading
 import time
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +12,9 @@ from test_live import free_port, listening, needs, wait_until
 
 from siamtrack.errors import SourceError
 from siamtrack.sources import open_source
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from serve_abuse import CountingFiles  # noqa: E402 (files over HTTP, counting the requests)
 
 KILL_AFTER = 10  # frames read before the server is killed
 OUTAGE = 1.5  # seconds the server stays away before it is restarted
@@ -108,30 +109,6 @@ def test_close_during_an_outage_does_not_wait_for_the_reconnect_time(server):
     assert time.monotonic() - started < 1.5 and source.ended is None
 
 
-class FileServer:
-    """Files of a folder over HTTP on 127.0.0.1, counting the requests, until stopped."""
-
-    def __init__(self, folder):
-        server = self
-
-        class Handler(SimpleHTTPRequestHandler):
-            def do_GET(self):
-                server.requests += 1
-                super().do_GET()
-
-            def log_message(self, *args):
-                pass
-
-        self.requests = 0
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(folder)))
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def files(video, tmp_path):
     """The clip's mp4, and the same cut after its header (it opens, and gives no frame), over HTTP."""
@@ -140,7 +117,7 @@ def files(video, tmp_path):
                     str(tmp_path / "clip.mp4")], check=True, timeout=60)
     data = (tmp_path / "clip.mp4").read_bytes()
     (tmp_path / "header_only.mp4").write_bytes(data[:data.find(b"mdat") + 4])
-    server = FileServer(tmp_path)
+    server = CountingFiles(tmp_path)
     yield server
     server.stop()
 

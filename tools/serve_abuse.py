@@ -215,6 +215,10 @@ class CountingFiles:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
 
 def server_sources(server, args, clip):
     folder = Path(tempfile.mkdtemp())
@@ -248,7 +252,7 @@ def server_sources(server, args, clip):
         held &= answer["type"] == "error" and not listening
         seen.append(f"{text.split('://')[0]}...{text[-12:]}: {answer['type']}")
     ws.close()
-    files.httpd.shutdown()
+    files.stop()
     return held, "; ".join(seen)
 
 

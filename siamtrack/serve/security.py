@@ -93,12 +93,9 @@ class HostGate:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or host_allowed(_header(scope, b"host"), self.names):
             await self.app(scope, receive, send)
-        elif scope["type"] == "websocket":
-            await WebSocketClose(code=POLICY_VIOLATION, reason="unknown Host")(scope, receive, send)
         else:
-            message = ("400: this server does not answer to that host name. Open it by its address, or start it "
-                       "with --allowed-host NAME.\n")
-            await PlainTextResponse(message, status_code=400)(scope, receive, send)
+            await _refuse(scope, receive, send, 400, "this server does not answer to that host name. Open it by its "
+                                                     "address, or start it with --allowed-host NAME.")
 
 
 class TokenGate:
@@ -112,12 +109,9 @@ class TokenGate:
         if scope["type"] not in ("http", "websocket") or scope["path"].startswith(OPEN_PREFIX) \
                 or self._carries_token(scope):
             await self.app(scope, receive, send)
-        elif scope["type"] == "websocket":
-            await WebSocketClose(code=POLICY_VIOLATION, reason="this server needs its token")(scope, receive, send)
         else:
-            message = ("403: this server needs its token. Open the URL `siamtrack serve` printed, which ends in "
-                       "?token=..., or ask whoever started it.\n")
-            await PlainTextResponse(message, status_code=403)(scope, receive, send)
+            await _refuse(scope, receive, send, 403, "this server needs its token. Open the URL `siamtrack serve` "
+                                                     "printed, which ends in ?token=..., or ask whoever started it.")
 
     def _carries_token(self, scope: Scope) -> bool:
         given = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [""])[0]
@@ -146,6 +140,14 @@ class SecureHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, why: str) -> None:
+    """A request turned away: an HTTP status with `why`, or a WebSocket closed for policy (its reason, short)."""
+    if scope["type"] == "websocket":
+        await WebSocketClose(code=POLICY_VIOLATION, reason=why.split(".")[0])(scope, receive, send)
+    else:
+        await PlainTextResponse(f"{status}: {why}\n", status_code=status)(scope, receive, send)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
