@@ -49,7 +49,7 @@ class SignalTracker(SiamFCTracker):
 def response_features(maps: torch.Tensor, tracker: SiamFCTracker) -> dict[str, float]:
     """Features of one target's S raw response maps, upsampled as the tracker does; the scale chosen as
     the tracker chooses it (the highest penalised peak)."""
-    found_peaks = tracker.peaks
+    found_peaks = tracker.peaks.grid
     rows = bicubic_matrix(found_peaks.response_size, found_peaks.upscale_size)
     up = rows @ maps.float().cpu() @ rows.T
     peaks = up.amax(dim=(1, 2))

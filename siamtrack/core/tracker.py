@@ -82,8 +82,8 @@ class SiamFCTracker:
         self.on_exemplar = t.scale_mode == "exemplar"
         self.kernels_per_target = t.scale_num if self.on_exemplar else 1
         self.crops_per_target = 1 if self.on_exemplar else t.scale_num
-        self.peaks = PeakFinder(t, model.response_size, self.device)
-        self._exemplar_crops = CropBatch(self.kernels_per_target, t.exemplar_size, self.device)
+        self.peaks = PeakFinder(model.grid)
+        self._exemplar_crops: CropBatch | None = None  # made by the first init, with the other buffers
         self.targets: Targets | None = None  # set by init
         self.single = True  # init was given one box, not an N x 4 array: answers are one target's
 
@@ -143,6 +143,8 @@ class SiamFCTracker:
 
     def _add_targets(self, frame: np.ndarray, boxes: np.ndarray, ids: list[int]) -> None:
         check_boxes(boxes, *self.frame_size.astype(int), None if self.single else ids)
+        if self._exemplar_crops is None:
+            self._exemplar_crops = CropBatch(self.kernels_per_target, self.cfg.track.exemplar_size, self.device)
         border = frame.reshape(-1, 3).mean(axis=0)  # the padding of this frame's crops: its mean colour
         for target_id, box in zip(ids, boxes):
             target = self._new_target(frame, target_id, box, border)
@@ -169,9 +171,12 @@ class SiamFCTracker:
                        base_search=np.array([exemplar_side * t.search_size / t.exemplar_size]), scale=np.ones(1),
                        border=border[None], reference_score=np.full(1, np.nan), score=np.full(1, np.nan),
                        lost=np.zeros(1, dtype=bool), recent_scores=[deque(maxlen=t.lost_window)],
-                       # copied: a backend may hand back the same buffers call after call
-                       kernels=tuple(k.clone() for k in self.model.backend.embed_exemplar(self._exemplar_crops.upload())),
-                       scale_filter=[scale_filter])
+                       kernels=self._exemplar_kernels(), scale_filter=[scale_filter])
+
+    def _exemplar_kernels(self) -> tuple[torch.Tensor, ...]:
+        """Each level's kernels of the exemplar crops just cut, copied: a backend may hand back the same buffers
+        call after call."""
+        return tuple(k.clone() for k in self.model.backend.embed_exemplar(self._exemplar_crops.upload()))
 
     def _resize_buffers(self) -> None:
         """Crop and upsampling buffers for the targets tracked now."""
