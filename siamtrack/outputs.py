@@ -52,7 +52,9 @@ def annotate(frame_rgb: np.ndarray, answers: Answers, fps: float) -> np.ndarray:
     several = len(ids) > 1
     draw_boxes(bgr, [(box, RED if gone else target_colour(i), f"{i}" if several else "")
                      for i, box, gone in zip(ids, answers.boxes, lost)])
-    if several:
+    if np.isnan(answers.scores).all():  # the frame the boxes were given on: nothing tracked, nothing timed yet
+        caption = f"{len(ids)} targets given" if several else "the given box"
+    elif several:
         caption = f"{fps:.1f} fps  {len(ids)} targets" + (f", {lost.sum()} lost" if lost.any() else "")
     else:
         caption = f"{fps:.1f} fps  score {answers.scores[0]:.2f}" + ("  TARGET LOST" if lost[0] else "")
