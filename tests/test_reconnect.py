@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 from serve_abuse import CountingFiles  # noqa: E402 (files over HTTP, counting the requests)
 
 KILL_AFTER = 10  # frames read before the server is killed
+LATE_S = 1.0  # how late the first frame back may be read on a busy machine
 OUTAGE = 1.5  # seconds the server stays away before it is restarted
 FAST = ["--config", "siamfc_lite0_fast", "--threads", "1"]
 
@@ -176,7 +177,9 @@ def test_cli_run_tracks_on_after_the_stream_comes_back_and_says_how_it_ended(ser
         run.kill()
     assert run.returncode == 0
     gap = float(summary.split("1 gap in the stream (")[1].split(" s)")[0])
-    assert OUTAGE <= gap < 4
+    # printed to 0.1 s; the 4 s of reconnecting count from when the loss is noticed, after the last frame, and a
+    # busy machine takes a while to read the first frame back: back within the window, with that much to spare
+    assert OUTAGE <= gap <= 4 + LATE_S
     assert summary.strip().endswith(f"; stream lost: not back after 4 s of reconnecting -> {boxes}"), summary
     rows = read_boxes(boxes)
     # the restarted stream was tracked into the same file: the first stream died long before its 90th frame
