@@ -56,6 +56,7 @@ def handle(args: argparse.Namespace) -> int:
         from ..integrations.label_studio import Backend, BackendSettings, build_trackers, model_version
         from ..integrations.label_studio_api import LabelStudio
         from ..integrations.label_studio_app import BASIC_AUTH_USER, build_app
+        from ..serve.memory import limit_heaps
         from ..serve.security import is_loopback, new_token
     except ImportError as exc:
         raise SiamtrackError(f"siamtrack label-studio needs the label-studio extra ({exc.name} is missing): "
@@ -66,10 +67,11 @@ def handle(args: argparse.Namespace) -> int:
                              "(Account & Settings > Personal Access Token): the backend reads the tasks' videos there")
     label_studio = LabelStudio(url, key, args.max_video_mb << 20)
     with listen(args.host, args.port) as listener:  # a taken port fails before seconds of building
+        limit_heaps()  # before the requests' threads
         spec = tracker_spec(args)
-        trackers = build_trackers(spec, args.workers)
+        trackers = build_trackers(spec, args.workers)  # a bad config or weights file fails here, not in a request
         with trackers.lease() as tracker:
-            version = model_version(spec, tracker)
+            version = model_version(spec, tracker.model)
         backend = Backend(BackendSettings(label_studio, args.keyframe_stride, args.max_frames), trackers, version)
         password = None if args.no_auth or is_loopback(args.host) else new_token()
         port = listener.getsockname()[1]

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .. import SiamFCTracker, TrackerSpec, __version__
-from ..config import DEFAULT_CONFIG
+from ..core.model import Model
+from ..core.tracker import SiamFCTracker
 from ..sources import open_source
+from ..spec import TrackerSpec
 from .errors import AnnotationError
 from .label_studio_api import LabelStudio
 from .labeling_config import VideoControl, video_control
@@ -68,16 +69,18 @@ class Trackers:
 
 
 def build_trackers(spec: TrackerSpec, count: int) -> Trackers:
-    """`count` trackers of the spec's model: the one place the backend builds models."""
-    return Trackers([spec.build(quiet=True) for _ in range(count)])
+    """`count` trackers over one model, built once here; a backend that is not thread-safe (ONNX Runtime's
+    reuse their output buffers) builds a model for each tracker instead."""
+    first = spec.model()
+    models = [first] + [first if first.backend.thread_safe else spec.model() for _ in range(count - 1)]
+    return Trackers([SiamFCTracker(model) for model in models])
 
 
-def model_version(spec: TrackerSpec, tracker: SiamFCTracker) -> str:
+def model_version(spec: TrackerSpec, model: Model) -> str:
     """What Label Studio files the predictions under: the config, the weights (name and the start of their
     SHA-256, so that retrained weights of the same name differ) and any --set overrides."""
-    config = Path(spec.config).stem if spec.config else DEFAULT_CONFIG
-    version = f"siamtrack-{__version__}:{config}"
-    weights = Path(tracker.weights_path) if tracker.weights_path else None
+    version = f"siamtrack:{model.name}"
+    weights = Path(model.weights_path) if model.weights_path else None
     if weights is not None and weights.is_file():
         version += f":{weights.name}@{hashlib.sha256(weights.read_bytes()).hexdigest()[:8]}"
     if spec.overrides:

@@ -7,7 +7,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from .. import SiamFCTracker
+from ..core.tracker import SiamFCTracker
 from ..errors import BoxError
 from ..inputs import check_boxes, clip_to_frame
 from .errors import AnnotationError
@@ -44,8 +44,9 @@ def track_starts(tracker: SiamFCTracker, frames: Iterable[tuple[int, np.ndarray]
             raise Cancelled
         started = len(waiting) < len(starts)
         if started:
-            boxes = tracker.update(frame)
-            yield Tracked(position, tracker.ids.copy(), boxes, np.asarray(tracker.lost).copy())
+            tracker.update(frame)
+            answers = tracker.answers()
+            yield Tracked(position, answers.ids, answers.boxes, answers.lost)
         joining = sorted(i for i in waiting if starts[i].frame <= position)  # <=: a start on an unreadable frame
         if joining:
             _join(tracker, frame, [starts[i].box for i in joining], joining, first=not started)
@@ -65,7 +66,7 @@ def _join(tracker: SiamFCTracker, frame: np.ndarray, boxes: list[np.ndarray], id
     except BoxError as exc:
         raise AnnotationError(f"{exc} (targets are numbered from 0 in the order of the task's regions)") from None
     boxes = clip_to_frame(boxes, width, height)
-    if first:  # an N x 4 array, so that every answer is an array in the order of ids
+    if first:
         tracker.init(frame, boxes, ids=ids)
     else:
         for target_id, box in zip(ids, boxes):
