@@ -21,6 +21,7 @@ from .dsst import ScaleFilter
 from .fusion import ResponseFusion
 from .model import Model
 from .response import PeakFinder
+from .target_state import export_state, import_state
 from .targets import Targets
 
 # update() in order; post: upsampling, peak search, box; size: the scale filters (track.scale_filter), if any
@@ -135,6 +136,28 @@ class SiamFCTracker:
         self.targets = self.targets.keep(self.ids != target_id)
         self.single = False
         self._resize_buffers()
+
+    def export_target(self, target_id: int) -> dict:
+        """One target's state as JSON-safe values (siamtrack.core.target_state): a tracker over the same model
+        goes on tracking it from there with import_target, in this process or another."""
+        if self.targets is None or target_id not in self.ids:
+            raise TargetError(f"no target {target_id} to export (tracking {self.ids.tolist()})")
+        return export_state(self.targets.keep(self.ids == target_id), self.frame_size, self.model.name)
+
+    def import_target(self, state: dict) -> int:
+        """Track the target an export_target state describes, under its id, from the next update on; returns
+        the id. Its frames are the size of the frames it was exported on, as every target's here must be."""
+        target, frame_size = import_state(state, self.model.name, self.cfg, self.model.levels,
+                                          self.kernels_per_target, self.device)
+        tracking = self.targets is not None and len(self.targets) > 0
+        if tracking and not np.array_equal(frame_size, self.frame_size):
+            raise FrameError(f"a target state of {frame_size[0]:.0f}x{frame_size[1]:.0f} frames, but this tracker's "
+                             f"targets are in {self.frame_size[0]:.0f}x{self.frame_size[1]:.0f} ones")
+        check_unique([*(self.ids.tolist() if tracking else []), int(target.ids[0])])
+        self.frame_size, self.single = frame_size, False
+        self.targets = target if not tracking else self.targets + target
+        self._resize_buffers()
+        return int(target.ids[0])
 
     @property
     def ids(self) -> np.ndarray:
