@@ -116,10 +116,10 @@ class Backend:
         if not regions:
             return []
         data = task.get("data") or {}
-        with tempfile.TemporaryDirectory(prefix="siamtrack-label-studio-") as folder:
+        # the tracker first: the videos on disk are bounded by the trackers too, not by the requests waiting
+        with self.trackers.lease() as tracker, tempfile.TemporaryDirectory(prefix="siamtrack-label-studio-") as folder:
             video = self.settings.label_studio.download(control.video_url(data), Path(folder))
-            with self.trackers.lease() as tracker:
-                return self._track(tracker, video, regions, control, control.fps(data), task.get("id"), cancelled)
+            return self._track(tracker, video, regions, control, control.fps(data), task.get("id"), cancelled)
 
     def _track(self, tracker: SiamFCTracker, video: Path, regions: list[DrawnRegion], control: VideoControl,
                fps: float, task_id, cancelled) -> dict:
