@@ -22,6 +22,7 @@ from siamtrack.integrations.label_studio import (Backend, BackendSettings, Track
                                                  regions_to_track)
 from siamtrack.integrations.label_studio_api import LabelStudio, _is_jwt
 from siamtrack.integrations.labeling_config import video_control
+from siamtrack.integrations.video_tracking import Cancelled
 from siamtrack.integrations.videorectangle import SequenceWriter, drawn_region, to_percent, to_pixels
 from siamtrack.sources import open_source
 
@@ -253,6 +254,15 @@ def test_a_task_with_nothing_drawn_gets_no_prediction_and_bad_tasks_fail_in_one_
     with pytest.raises(AnnotationError, match="frameRate"):
         backend(tracker, video).predict({"tasks": [{"id": 1, "data": {"video": "v"}, "annotations": [
             {"result": [region(1, clip.boxes[0])]}]}], "label_config": CONFIG.replace("30", "24")})
+
+
+def test_a_request_label_studio_gave_up_on_stops_tracking(tracker, video, clip):
+    frames_read = []
+    with pytest.raises(Cancelled):
+        backend(tracker, video).predict(
+            {"tasks": [{"id": 1, "data": {"video": "v"}, "annotations": [{"result": [region(1, clip.boxes[0])]}]}],
+             "label_config": CONFIG}, cancelled=lambda: frames_read.append(1) or len(frames_read) > 3)
+    assert len(frames_read) == 4  # checked before each frame: stopped at the fourth
 
 
 # --- reading videos over HTTP

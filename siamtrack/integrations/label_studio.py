@@ -32,9 +32,10 @@ from .videorectangle import REGION_TYPE, DrawnRegion, SequenceWriter, drawn_regi
 
 log = logging.getLogger(__name__)
 
-# every 5th frame a keyframe: Label Studio's straight-line interpolation between them stays within a pixel or
-# two of the tracked boxes on most frames, and a drifting box is corrected by moving a few keyframes, not 30 a second
-DEFAULT_KEYFRAME_STRIDE = 5
+# a keyframe on every frame: Label Studio then shows the tracked boxes themselves. Interpolated between sparser
+# ones they stray: every 2nd frame, more than 2 px on 16 % of otb_mini's frames; every 5th, on 41 %
+# (the fast model's boxes, tools/keyframe_stride.py; docs/annotating.md)
+DEFAULT_KEYFRAME_STRIDE = 1
 DEFAULT_MAX_VIDEO_MB = 2000
 MEGABYTE = 1 << 20
 # Label Studio numbers a task's frames by its Video tag's frameRate; a video whose own rate differs would have
