@@ -320,7 +320,9 @@ def http(tracker, video):
         pytest.skip("Starlette's test client needs httpx2 (the dev extra)")
     from siamtrack.integrations.label_studio_app import build_app
     served = backend(tracker, video)
-    return testclient.TestClient(build_app(served)), testclient.TestClient(build_app(served, password="secret"))
+    address = "http://127.0.0.1:9090"  # the Host Label Studio sends; the test client's own, testserver, is refused
+    return (testclient.TestClient(build_app(served), base_url=address),
+            testclient.TestClient(build_app(served, password="secret"), base_url=address))
 
 
 def test_the_routes_answer_as_label_studio_expects(http, clip):
@@ -346,6 +348,13 @@ def test_a_bad_request_is_a_one_line_json_error(http, path, body, status, messag
     answer = client.post(path, content=body) if isinstance(body, str) else client.post(path, json=body)
     assert answer.status_code == status and message in answer.json()["error"]
     assert "\n" not in answer.json()["error"]
+
+
+def test_a_request_under_another_host_name_is_refused(http):
+    """A web page that points its own name at the backend's address (DNS rebinding) sends that name."""
+    client, _ = http
+    assert client.get("/health", headers={"Host": "attacker.example:9090"}).status_code == 400
+    assert client.get("/health", headers={"Host": "localhost:9090"}).status_code == 200
 
 
 def test_with_a_password_every_request_needs_it(http):

@@ -6,10 +6,10 @@ import logging
 import os
 
 from ..errors import SiamtrackError
-from ..serve.settings import DEFAULT_HOST, SHUTDOWN_GRACE_S  # no optional package in these
+from ..serve.settings import ANY_HOST, DEFAULT_HOST, SHUTDOWN_GRACE_S  # no optional package in these
 from ..text import plural
 from .options import add_tracker_args, positive_int, say, tracker_spec, whole_number
-from .serve import listen, page_urls
+from .serve import host_names, listen, page_urls
 
 DEFAULT_PORT = 9090  # Label Studio's ML backends' usual port
 ENV_URL, ENV_KEY = "LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY"  # as Label Studio's own ML backends read them
@@ -34,6 +34,10 @@ def add_parser(sub) -> None:
                         help=f"largest video read from Label Studio, in MB (default: {DEFAULT_MAX_VIDEO_MB})")
     parser.add_argument("--workers", type=positive_int, default=1,
                         help="tasks tracked at once, one tracker each; more wait their turn (default: 1)")
+    parser.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                        help=f"a host name Label Studio may reach the backend by besides IP addresses, localhost and "
+                             f"--host, e.g. a container's name (repeatable; '{ANY_HOST}': any, behind a proxy that "
+                             "checks it)")
     parser.add_argument("--no-auth", action="store_true",
                         help="serve a non-loopback --host without a password: anyone who reaches it may use it")
     add_tracker_args(parser)
@@ -84,7 +88,8 @@ def handle(args: argparse.Namespace) -> int:
             say("a Label Studio on this machine connects only if started with ML_BLOCK_LOCAL_IP=false "
                 "(Label Studio refuses local addresses by default)")
         show_log()
-        config = uvicorn.Config(build_app(backend, password), log_level="warning", lifespan="off",
+        app = build_app(backend, password, host_names(args.host, args.allowed_host))
+        config = uvicorn.Config(app, log_level="warning", lifespan="off",
                                 timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
         try:
             uvicorn.Server(config).run(sockets=[listener])

@@ -26,6 +26,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..errors import SiamtrackError
+from ..serve.security import HostGate
 from .errors import LabelStudioUnreachable
 from .label_studio import Backend
 from .video_tracking import Cancelled
@@ -38,8 +39,11 @@ DISCONNECT_POLL_S = 0.5  # how often a running prediction checks that Label Stud
 BASIC_AUTH_USER = "siamtrack"  # the user name Label Studio sends with --host's password (Basic Authentication)
 
 
-def build_app(backend: Backend, password: str | None = None) -> ASGIApp:
-    """The app; with a password, every request needs HTTP Basic Authentication as BASIC_AUTH_USER."""
+def build_app(backend: Backend, password: str | None = None, allowed_hosts: tuple[str, ...] = ()) -> ASGIApp:
+    """The app; with a password, every request needs HTTP Basic Authentication as BASIC_AUTH_USER. As for
+    `siamtrack serve`, a request is answered only under an IP address, localhost or `allowed_hosts` (its Host
+    header): a web page open in a browser on this machine cannot reach the backend by pointing its own name
+    at 127.0.0.1."""
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "UP", "model_class": "SiamFCTracker", "model_version": backend.version})
@@ -55,7 +59,7 @@ def build_app(backend: Backend, password: str | None = None) -> ASGIApp:
 
     app = Starlette(routes=[Route("/", health), Route("/health", health), Route("/setup", setup, methods=["POST"]),
                             Route("/predict", predict, methods=["POST"]), Route("/webhook", webhook, methods=["POST"])])
-    return BasicAuth(app, password) if password else app
+    return HostGate(BasicAuth(app, password) if password else app, allowed_hosts)
 
 
 async def _answer(request: Request, handle) -> Response:
