@@ -182,7 +182,7 @@ def churn(server, args, clip):
 
 def upload_bomb(server, args, clip):
     video = Path(tempfile.mkdtemp()) / "bomb.mp4"
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", f"color=c=gray:s=4096x2160:r=30,drawbox="
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "color=c=gray:s=4096x2160:r=30,drawbox="
                     "x=1800:y=900:w=400:h=300:color=red:t=fill", "-frames:v", str(args.bomb_frames), "-c:v", "libx264",
                     "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(video)], check=True, timeout=300)
     size = video.stat().st_size
