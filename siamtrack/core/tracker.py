@@ -22,6 +22,7 @@ from .fusion import ResponseFusion
 from .model import Model
 from .response import PeakFinder
 from .targets import Targets
+from .warps import ExemplarWarps
 
 # update() in order; post: upsampling, peak search, box; size: the scale filters (track.scale_filter), if any
 STAGES = ("crop", "backbone", "xcorr", "post", "size")
@@ -83,7 +84,9 @@ class SiamFCTracker:
         self.kernels_per_target = t.scale_num if self.on_exemplar else 1
         self.crops_per_target = 1 if self.on_exemplar else t.scale_num
         self.peaks = PeakFinder(t, model.response_size, self.device)
-        self._exemplar_crops = CropBatch(self.kernels_per_target, t.exemplar_size, self.device)
+        self.warps = ExemplarWarps(t.warps) if ExemplarWarps.wanted(t.warps) else None  # turned, stretched kernels
+        bank = self.warps.size if self.warps else 1
+        self._exemplar_crops = CropBatch(bank * self.kernels_per_target, t.exemplar_size, self.device)
         self.targets: Targets | None = None  # set by init
         self.single = True  # init was given one box, not an N x 4 array: answers are one target's
 
@@ -159,8 +162,11 @@ class SiamFCTracker:
         w, h = np.minimum(np.maximum([w, h], t.min_size), t.max_size_ratio * self.frame_size)
         exemplar_side = context_size(w, h, t.context)
         sides = exemplar_side / self.scale_factors if self.on_exemplar else [exemplar_side]
-        for crop, side in zip(self._exemplar_crops.host, sides):
-            crop_and_resize(frame, *center, side, t.exemplar_size, tuple(float(c) for c in border), out=crop)
+        padding = tuple(float(c) for c in border)
+        if self.warps:
+            self.warps.crops(frame, center, sides, t.exemplar_size, padding, self._exemplar_crops.host)
+        for crop, side in zip(self._exemplar_crops.host, [] if self.warps else sides):
+            crop_and_resize(frame, *center, side, t.exemplar_size, padding, out=crop)
         scale_filter = None
         if t.scale_filter == "dsst" and w * h >= t.dsst.min_area:
             scale_filter = ScaleFilter(t.dsst)
@@ -171,7 +177,8 @@ class SiamFCTracker:
                        lost=np.zeros(1, dtype=bool), recent_scores=[deque(maxlen=t.lost_window)],
                        # copied: a backend may hand back the same buffers call after call
                        kernels=tuple(k.clone() for k in self.model.backend.embed_exemplar(self._exemplar_crops.upload())),
-                       scale_filter=[scale_filter])
+                       scale_filter=[scale_filter], warp_box=np.array([[0.0, 0.0, w / h]]),
+                       warp=(self.warps.start if self.warps else np.zeros(2, dtype=np.int64))[None])
 
     def _resize_buffers(self) -> None:
         """Crop and upsampling buffers for the targets tracked now."""
@@ -224,8 +231,16 @@ class SiamFCTracker:
 
     def respond(self, features: tuple[torch.Tensor, ...]) -> torch.Tensor:
         """The response maps: each target's search features cross-correlated with its own exemplar's, level by
-        level, the levels' responses fused into one (model.fusion)."""
-        return self.fusion(self.model.backend.correlate(self.targets.kernels, features))
+        level, the levels' responses fused into one (model.fusion); with track.warps, at the warp of each
+        target's bank that answers best, which the target then takes."""
+        def correlate(kernels: tuple[torch.Tensor, ...]) -> torch.Tensor:
+            return self.fusion(self.model.backend.correlate(kernels, features))
+
+        if self.warps is None:
+            return correlate(self.targets.kernels)
+        responses, positions = self.warps.respond(self.targets, correlate)
+        self.warps.follow(self.targets, positions)
+        return responses
 
     def step(self, responses: torch.Tensor) -> None:
         """Move and rescale every target from the responses of its scale pyramid."""
