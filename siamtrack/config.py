@@ -86,6 +86,7 @@ class TrackConfig:
     # each frame and target, the share moves with how sharp each level's response is (fusion_weight: its
     # value where both are as sharp; siamtrack/fusion.py)
     fusion_adaptive: bool = False
+    fusion_floor: float = 0.0  # with fusion_adaptive: the least share the deep level keeps (0: no floor)
     scale_filter: str = "none"  # none: the pyramid alone sizes the box; dsst: a DSST filter refines its size
     dsst: DSSTConfig = field(default_factory=DSSTConfig)
     warps: WarpConfig = field(default_factory=WarpConfig)
@@ -162,7 +163,7 @@ _RANGES = (
     (">= 1", lambda v: v >= 1, {"track.warps.stretch_step", "track.warps.stretch_max"}),
     ("between 0 and 1", lambda v: 0 <= v <= 1, {
         "track.scale_penalty", "track.scale_lr", "track.window_influence", "track.dsst.learning_rate",
-        "track.fusion_weight", "track.warps.penalty", "track.warps.box_lr",
+        "track.fusion_weight", "track.fusion_floor", "track.warps.penalty", "track.warps.box_lr",
         "train.momentum", "train.val_fraction", "train.stretch", "train.color_jitter",
         "train.gray_prob"}),
 )
