@@ -7,7 +7,7 @@ import pytest
 from conftest import SHARED_DATA, require
 
 from siamtrack.errors import ConfigError
-from siamtrack.evaluation.families import judge, load_tags, measured_families, members
+from siamtrack.evaluation.families import combined_families, judge, load_tags, measured_families, members
 
 FAMILIES = Path(__file__).resolve().parents[1] / "tools" / "families.yaml"
 FOLDERS = ("train_mini", "train_more", "val_long", "val_motion")
@@ -30,6 +30,11 @@ def test_measured_families():
     assert measured_families(flattens) == {"ARC"}
     with_gap = np.array([[10, 10, 40, 40], [np.nan] * 4, [10, 10, 40, 40]])  # no box: left out, not a jump
     assert measured_families(with_gap) == set()
+
+
+def test_combined_family_of_turning_targets_that_are_small_or_resize():
+    assert combined_families({"IPR", "small"}) == combined_families({"IPR", "SV"}) == {"IPR+size"}
+    assert combined_families({"IPR", "FM"}) == combined_families({"small", "SV"}) == set()
 
 
 def test_members_counts_and_drops_small_families():

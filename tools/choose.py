@@ -37,7 +37,8 @@ from siamtrack.config import Config, load_config
 from siamtrack.core.backends import BACKENDS
 from siamtrack.core.frame_loop import fps, track_frames
 from siamtrack.datasets import load_sequences
-from siamtrack.evaluation.families import MIN_MEMBERS, judge, load_tags, measured_families, members
+from siamtrack.evaluation.families import (MIN_MEMBERS, combined_families, judge, load_tags, measured_families,
+                                           members)
 from siamtrack.evaluation.metrics import mean_curves, sequence_curves
 from siamtrack.inputs import read_rgb
 
@@ -144,6 +145,7 @@ def main() -> None:
     tags = load_tags(args.families) if args.families.is_file() else {}
     families_of = [tags.get(f"{sub}/{seq.name}", set()) | measured_families(seq.boxes) | {f"folder:{folder}"}
                    for folder, sub, seq in sequences]
+    families_of = [fams | combined_families(fams) for fams in families_of]
     report(aucs, precisions, speeds, sequences, families_of, args.baseline or rows[0].name, args.per_sequence)
 
 

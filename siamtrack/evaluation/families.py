@@ -49,6 +49,12 @@ def measured_families(boxes: np.ndarray) -> set[str]:
     return found
 
 
+def combined_families(families: set[str]) -> set[str]:
+    """Families made of others: IPR+size, an in-plane rotation of a small target, or of one whose size or aspect
+    ratio changes (SV, ARC): the kind of sequence on which a choice made by a mean lost outside (issue 33)."""
+    return {"IPR+size"} if "IPR" in families and families & {"small", "SV", "ARC"} else set()
+
+
 def load_tags(path: str | Path) -> dict[str, set[str]]:
     """`folder/sequence` -> its hand-tagged families, from a YAML mapping of folder -> sequence ->
     {families: [...], note: why}."""
