@@ -86,3 +86,25 @@ def test_every_sequence_is_tagged_and_every_family_has_members():
     assert set(tags) == on_disk
     counts = {f: len(i) for f, i in members(list(tags.values())).items()}
     assert min(counts.values()) >= 5, counts
+
+
+def test_the_tool_prints_each_family_and_the_verdict(capsys):
+    """tools/choose.py's tables from synthetic scores: a family mean with its change, the verdict of each row."""
+    import sys
+    sys.path.insert(0, str(FAMILIES.parent))
+    from choose import report
+
+    class Seq:
+        def __init__(self, name):
+            self.name = name
+
+    sequences = [("pooled", "train_mini", Seq(f"s{i}")) for i in range(6)]
+    families_of = [{"folder:pooled", "IPR"} if i < 4 else {"folder:pooled"} for i in range(6)]
+    aucs = {"base": np.full(6, 0.5), "turns": np.array([0.45, 0.45, 0.46, 0.47, 0.8, 0.8])}
+    report(aucs, {k: v + 0.2 for k, v in aucs.items()}, {"base": 10.0, "turns": 8.0}, sequences, families_of,
+           "base", per_sequence=True)
+    out = capsys.readouterr().out
+    assert "| IPR (4) | 0.500 | 0.458 (-0.042) |" in out
+    assert "| folder:pooled (6) | 0.500 | 0.572 (+0.072) |" in out
+    assert "turns                    fail: 2 sequences better, 4 worse; worst family IPR -0.042" in out
+    assert "| pooled/s4 | folder:pooled | 0.500 | 0.800 |" not in out and "| pooled/s4 |  | 0.500 | 0.800 |" in out
