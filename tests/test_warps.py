@@ -12,7 +12,8 @@ from siamtrack.evaluation.metrics import overlaps
 from siamtrack.synthetic import make_object, smooth_texture
 
 CONFIG = "siamfc_lite0_fast"
-TURNS = ("track.warps.angle_step=20",)
+OFF = ("track.warps.angle_step=0",)  # the fast model ships with turns: every test starts from none
+TURNS = ("track.warps.angle_step=20", "track.warps.angle_max=180")
 
 
 def turning_clip(frames: int = 24, degrees: float = 8.0, stretch: float = 1.0, seed: int = 0):
@@ -36,7 +37,7 @@ def turning_clip(frames: int = 24, degrees: float = 8.0, stretch: float = 1.0, s
 
 
 def track(frames, box, overrides=()):
-    tracker = SiamFCTracker(CONFIG, device="cpu", backend="eager", overrides=overrides, quiet=True)
+    tracker = SiamFCTracker(CONFIG, device="cpu", backend="eager", overrides=OFF + tuple(overrides), quiet=True)
     tracker.init(frames[0], box)
     return np.array([tracker.update(f) for f in frames[1:]])
 
@@ -75,7 +76,9 @@ def test_box_factors():
 
 def test_warps_off_by_default_and_a_bank_of_one_leaves_the_boxes():
     frames, boxes = turning_clip(frames=6)
-    assert SiamFCTracker(CONFIG, device="cpu", backend="eager", quiet=True).warps is None
+    assert SiamFCTracker("siamfc_lite0", device="cpu", backend="eager", quiet=True).warps is None
+    shipped = SiamFCTracker(CONFIG, device="cpu", backend="eager", quiet=True).warps  # chosen for the fast model
+    assert list(shipped.angles) == [-60, -40, -20, 0, 20, 40, 60]
     plain = track(frames, boxes[0])
     # a bank of one warp (no neighbour inside the range) takes the same path through the warp code
     assert np.allclose(track(frames, boxes[0], ("track.warps.angle_step=30", "track.warps.angle_max=20")), plain)
@@ -84,7 +87,7 @@ def test_warps_off_by_default_and_a_bank_of_one_leaves_the_boxes():
 def test_turned_kernels_follow_the_turn():
     """A bar turning 8 degrees a frame: the bank's chosen turn stays within one step (20 degrees) of it."""
     frames, boxes = turning_clip(frames=12)
-    tracker = SiamFCTracker(CONFIG, device="cpu", backend="eager", overrides=TURNS, quiet=True)
+    tracker = SiamFCTracker(CONFIG, device="cpu", backend="eager", overrides=OFF + TURNS, quiet=True)
     tracker.init(frames[0], boxes[0])
     chosen = []
     for frame in frames[1:]:
@@ -110,11 +113,11 @@ def test_stretched_kernels_follow_the_aspect_ratio():
     assert abs(np.log(stretched[2] / stretched[3] / aspect)) < 0.5 * abs(np.log(plain[2] / plain[3] / aspect))
 
 
-@pytest.mark.parametrize("overrides", [TURNS, ("track.warps.angle_step=30", "track.warps.stretch_step=1.2",
+@pytest.mark.parametrize("overrides", [TURNS, ("track.warps.angle_step=30", "track.warps.angle_max=180", "track.warps.stretch_step=1.2",
                                                "track.warps.turn_box=true", "track.scale_mode=pyramid")])
 def test_many_targets_match_alone(overrides):
     frames, boxes = turning_clip(frames=8)
-    model = Model.load(CONFIG, device="cpu", backend="eager", overrides=overrides, quiet=True)
+    model = Model.load(CONFIG, device="cpu", backend="eager", overrides=OFF + overrides, quiet=True)
     second = boxes[0] + [-90, -60, 0, 0]
     together = SiamFCTracker(model)
     together.init(frames[0], np.stack([boxes[0], second]))
