@@ -163,10 +163,11 @@ class SiamFCTracker:
         exemplar_side = context_size(w, h, t.context)
         sides = exemplar_side / self.scale_factors if self.on_exemplar else [exemplar_side]
         padding = tuple(float(c) for c in border)
-        if self.warps:
+        if self.warps:  # the bank: every warp at every side
             self.warps.crops(frame, center, sides, t.exemplar_size, padding, self._exemplar_crops.host)
-        for crop, side in zip(self._exemplar_crops.host, [] if self.warps else sides):
-            crop_and_resize(frame, *center, side, t.exemplar_size, padding, out=crop)
+        else:
+            for crop, side in zip(self._exemplar_crops.host, sides):
+                crop_and_resize(frame, *center, side, t.exemplar_size, padding, out=crop)
         scale_filter = None
         if t.scale_filter == "dsst" and w * h >= t.dsst.min_area:
             scale_filter = ScaleFilter(t.dsst)
