@@ -20,10 +20,12 @@ class Targets:
     score: np.ndarray  # N: the last update's peak score (NaN before it)
     lost: np.ndarray  # N bool: the last update judged the target lost (False before the first update)
     recent_scores: list  # N: each target's deque of its last track.lost_window scores of updates not judged lost
-    # per level of features (one; two with model.fusion), N * k x C x h x w: each target's k exemplar kernels,
-    # in target order
+    # per level of features (one; two with model.fusion), N * B * k x C x h x w: each target's k exemplar kernels
+    # at each of the B warps of its bank (B = 1 without track.warps), in target order
     kernels: tuple[torch.Tensor, ...]
     scale_filter: list  # N: each target's DSST filter (track.scale_filter), or None
+    warp: np.ndarray  # N x 2 int: each target's current warp, (turn, stretch) in its bank (0, 0 without warps)
+    warp_box: np.ndarray  # N x 3: the box's turn (degrees) and log stretch against the first box, its w / h
 
     def __len__(self) -> int:
         return len(self.ids)

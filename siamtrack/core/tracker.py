@@ -23,6 +23,7 @@ from .model import Model
 from .response import PeakFinder
 from .target_state import export_state, import_state
 from .targets import Targets
+from .warps import ExemplarWarps
 
 # update() in order; post: upsampling, peak search, box; size: the scale filters (track.scale_filter), if any
 STAGES = ("crop", "backbone", "xcorr", "post", "size")
@@ -84,6 +85,9 @@ class SiamFCTracker:
         self.kernels_per_target = t.scale_num if self.on_exemplar else 1
         self.crops_per_target = 1 if self.on_exemplar else t.scale_num
         self.peaks = PeakFinder(model.grid)
+        self.warps = ExemplarWarps(t.warps) if ExemplarWarps.wanted(t.warps) else None  # turned, stretched kernels
+        # each target's exemplar kernels: its scales', each in every warp of the bank (track.warps)
+        self.kernel_rows = (self.warps.size if self.warps else 1) * self.kernels_per_target
         self._exemplar_crops: CropBatch | None = None  # made by the first init, with the other buffers
         self.targets: Targets | None = None  # set by init
         self.single = True  # init was given one box, not an N x 4 array: answers are one target's
@@ -147,8 +151,7 @@ class SiamFCTracker:
     def import_target(self, state: dict) -> int:
         """Track the target an export_target state describes, under its id, from the next update on; returns
         the id. Its frames are the size of the frames it was exported on, as every target's here must be."""
-        target, frame_size = import_state(state, self.model.name, self.cfg, self.model.levels,
-                                          self.kernels_per_target, self.device)
+        target, frame_size = import_state(state, self.model.name, self.cfg, self.kernel_rows, self.device)
         tracking = self.targets is not None and len(self.targets) > 0
         if tracking and not np.array_equal(frame_size, self.frame_size):
             raise FrameError(f"a target state of {frame_size[0]:.0f}x{frame_size[1]:.0f} frames, but this tracker's "
@@ -167,7 +170,7 @@ class SiamFCTracker:
     def _add_targets(self, frame: np.ndarray, boxes: np.ndarray, ids: list[int]) -> None:
         check_boxes(boxes, *self.frame_size.astype(int), None if self.single else ids)
         if self._exemplar_crops is None:
-            self._exemplar_crops = CropBatch(self.kernels_per_target, self.cfg.track.exemplar_size, self.device)
+            self._exemplar_crops = CropBatch(self.kernel_rows, self.cfg.track.exemplar_size, self.device)
         border = frame.reshape(-1, 3).mean(axis=0)  # the padding of this frame's crops: its mean colour
         for target_id, box in zip(ids, boxes):
             target = self._new_target(frame, target_id, box, border)
@@ -184,8 +187,12 @@ class SiamFCTracker:
         w, h = np.minimum(np.maximum([w, h], t.min_size), t.max_size_ratio * self.frame_size)
         exemplar_side = context_size(w, h, t.context)
         sides = exemplar_side / self.scale_factors if self.on_exemplar else [exemplar_side]
-        for crop, side in zip(self._exemplar_crops.host, sides):
-            crop_and_resize(frame, *center, side, t.exemplar_size, tuple(float(c) for c in border), out=crop)
+        padding = tuple(float(c) for c in border)
+        if self.warps:  # the bank: every warp at every side
+            self.warps.crops(frame, center, sides, t.exemplar_size, padding, self._exemplar_crops.host)
+        else:
+            for crop, side in zip(self._exemplar_crops.host, sides):
+                crop_and_resize(frame, *center, side, t.exemplar_size, padding, out=crop)
         scale_filter = None
         if t.scale_filter == "dsst" and w * h >= t.dsst.min_area:
             scale_filter = ScaleFilter(t.dsst)
@@ -194,7 +201,9 @@ class SiamFCTracker:
                        base_search=np.array([exemplar_side * t.search_size / t.exemplar_size]), scale=np.ones(1),
                        border=border[None], reference_score=np.full(1, np.nan), score=np.full(1, np.nan),
                        lost=np.zeros(1, dtype=bool), recent_scores=[deque(maxlen=t.lost_window)],
-                       kernels=self._exemplar_kernels(), scale_filter=[scale_filter])
+                       kernels=self._exemplar_kernels(), scale_filter=[scale_filter],
+                       warp_box=np.array([[0.0, 0.0, w / h]]),
+                       warp=(self.warps.start if self.warps else np.zeros(2, dtype=np.int64))[None])
 
     def _exemplar_kernels(self) -> tuple[torch.Tensor, ...]:
         """Each level's kernels of the exemplar crops just cut, copied: a backend may hand back the same buffers
@@ -252,8 +261,16 @@ class SiamFCTracker:
 
     def respond(self, features: tuple[torch.Tensor, ...]) -> torch.Tensor:
         """The response maps: each target's search features cross-correlated with its own exemplar's, level by
-        level, the levels' responses fused into one (model.fusion)."""
-        return self.fusion(self.model.backend.correlate(self.targets.kernels, features))
+        level, the levels' responses fused into one (model.fusion); with track.warps, at the warp of each
+        target's bank that answers best, which the target then takes."""
+        def correlate(kernels: tuple[torch.Tensor, ...]) -> torch.Tensor:
+            return self.fusion(self.model.backend.correlate(kernels, features))
+
+        if self.warps is None:
+            return correlate(self.targets.kernels)
+        responses, positions = self.warps.respond(self.targets, correlate)
+        self.warps.follow(self.targets, positions)
+        return responses
 
     def step(self, responses: torch.Tensor) -> None:
         """Move and rescale every target from the responses of its scale pyramid."""
