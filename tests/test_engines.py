@@ -4,9 +4,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import OTB_MINI, require
 from got10k.utils.metrics import rect_iou
-from PIL import Image
 
 from siamtrack import SiamFCTracker
 from siamtrack.cli import main
@@ -16,13 +14,11 @@ from siamtrack.core.frame_loop import track_frames
 from siamtrack.core.model import build_backend
 from siamtrack.core.onnx import export_onnx
 from siamtrack.core.response import BicubicUpsampler, bicubic_matrix
-from siamtrack.datasets import load_sequences
 from siamtrack.errors import ConfigError
 from siamtrack.models import SiameseNet
 from siamtrack.models.levels import single_level
 
 BOX_TOLERANCE_PX = 0.01
-OTB_FRAMES = 30
 CLIP_FRAMES = 30
 FAST_BACKENDS = [b for b in EXACT_BACKENDS if b != "eager"]
 MIN_IOU = 0.6
@@ -112,15 +108,6 @@ def test_every_exact_backend_embeds_like_the_network(random_net, backend):
 def test_backends_give_the_eager_boxes_on_the_synthetic_clip(clip, backend):
     needs(backend)
     assert_same_boxes("siamfc_lite0_fast", backend, clip.frames, clip.boxes[0])
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("backend", FAST_BACKENDS)
-def test_backends_give_the_eager_boxes_on_a_real_sequence(backend):
-    needs(backend)
-    sequence = load_sequences(require(OTB_MINI) / "Crossing")[0]
-    frames = [Image.open(path) for path in sequence.frames[:OTB_FRAMES]]
-    assert_same_boxes("siamfc_lite0", backend, frames, sequence.boxes[0])
 
 
 def test_int8_tracks_the_synthetic_target(clip):

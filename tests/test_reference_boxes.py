@@ -30,6 +30,15 @@ def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / (np.prod(a[:, 2:], axis=1) + np.prod(b[:, 2:], axis=1) - inter)
 
 
+def test_every_float_backend_gives_the_eager_boxes_on_real_frames():
+    """The reference holds each backend's own boxes: the float ones are eager's (so each case below holds its
+    backend to eager's boxes on real frames)."""
+    for key, boxes in REFERENCE["boxes"].items():
+        config, backend = key.split("/")
+        if backend != INT8:
+            assert boxes == REFERENCE["boxes"][f"{config}/eager"], key
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("key", sorted(REFERENCE["boxes"]))
 def test_boxes_equal_the_reference_and_every_tracker_over_the_model_gives_them(key, monkeypatch, tmp_path):
