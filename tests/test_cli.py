@@ -203,17 +203,6 @@ def test_the_parser_and_run_leave_the_benchmark_toolkit_unimported():
     assert loaded.split() == []
 
 
-def test_demo_tracks_well_with_the_default_weights(tmp_path, capsys):
-    out, source = tmp_path / "demo.mp4", tmp_path / "source.mp4"
-    assert main(["demo", "--output", str(out), "--source-output", str(source), "--threads", "1"]) == 0
-    line, progress = capsys.readouterr()
-    assert "150/150" in progress  # the tracking loop's bar
-    iou = float(line.split("mean IoU ")[1].split()[0])
-    assert iou >= 0.6, line
-    assert "weights siamfc_lite0.pt)" in line and "site-packages" not in line  # the file's name, not its path
-    assert count_frames(out) == count_frames(source) == 150
-
-
 def test_the_demos_clean_clip_is_the_clip_without_boxes(tmp_path, capsys):
     """Along the target's outline, where the annotated video has its boxes drawn, the clean clip's first
     frame differs from the synthetic clip's by the codec's error only: far less than the annotated one's."""

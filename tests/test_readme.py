@@ -12,7 +12,7 @@ from contextlib import suppress
 from pathlib import Path
 
 import pytest
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, count_frames
 from test_live import free_port, needs
 
 from siamtrack.cli import build_parser
@@ -26,6 +26,7 @@ PLACEHOLDER = re.compile(r"\b[A-Z][A-Z0-9]*_(DIR|PATH|FILE)\b|\bvideo\.mp4\b|://
 NOT_RUN = ("siamtrack run 0", "siamtrack eval", "siamtrack train", "siamtrack bench")
 FOLDER_OPTIONS = ("--root", "--data", "--sequence")
 RUN_BUDGET_S = 600  # a hang guard: the commands take about a minute on a quiet 2-core machine
+DEMO_MIN_IOU = 0.6  # the default model on the built-in clip
 
 
 def code_blocks(language: str, text: str = PAGES) -> list[str]:
@@ -103,6 +104,10 @@ def test_usage_commands_run_in_order_in_a_fresh_folder(tmp_path):
                  "live.txt", "onnx/exemplar.onnx", "onnx/search.onnx"):
         assert (tmp_path / made).is_file(), made
     assert "; end of folder -> frames.boxes.txt" in out and "; stream ended -> live.txt" in out, out
+    demo = next(line for line in out.splitlines() if "mean IoU " in line)  # the demo tracks well, by default
+    assert float(demo.split("mean IoU ")[1].split()[0]) >= DEMO_MIN_IOU, demo
+    assert "weights siamfc_lite0.pt)" in demo and "site-packages" not in demo  # the file's name, not its path
+    assert "150/150" in err and count_frames(tmp_path / "demo.mp4") == count_frames(tmp_path / "demo_source.mp4") == 150
 
 
 def test_serve_client_block_runs_against_a_server(tmp_path):
