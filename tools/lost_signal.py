@@ -1,329 +1,250 @@
-"""Measure candidate `lost` signals as classifiers of frames where the box has failed (IoU < 0.1).
+"""Choose the lost signal (track.verifier) by cross-validation on cached cues.
 
-Tracks every sequence of the --data folders with each --config (CPU, one thread), keeping per update
-the IoU with the ground truth, the raw peak score, the box's size and features of the response maps;
-they are cached in --cache, one .npz per config and folder, so that rules are tried without tracking
-again. Each candidate rule's setting is chosen on the --choose folders pooled; every folder is then
-scored (a --choose folder leaving each sequence out of the choice): precision and recall against the
-failed frames, and the share of Car1's frames flagged. The last rule is the one siamtrack implements
-(track.lost_ratio, lost_drop, lost_window). Choose on training and validation data, never on otb_mini.
+`record` tracks every sequence of the --data folders (OTB layout, or long-term folders in LaSOT's layout
+from tools/make_longterm.py) with each --config, the verifier computing its cues on every update but never
+judging a target lost, and the search off: per update the IoU with the ground truth, whether the target is
+absent, the score and the cues (siamtrack.config.LOST_CUES). One .npz per config and folder in --cache.
 
-    python tools/lost_signal.py --config siamfc_lite0_fast siamfc_lite0 \
-        --data ../shared/data/train_mini ../shared/data/train_more ../shared/data/val_long \
-               ../shared/data/otb_mini --choose train_mini train_more val_long
+`fit` learns the logistic classifier of the verifier on the --train folders' cues: a frame is failed where
+the target is absent or the box's IoU < 0.1, tracked where its IoU >= 0.5 (the frames between are left
+out). Cues are standardised, an L2 penalty and the cues used are chosen by cross-validation with folds by
+host sequence (a long-term sequence and its host's other versions fall in one fold), and the threshold is
+the lowest p(failed) flagging at most --tracked-flagged of the held-out tracked frames. Each --validate
+folder is then scored at that setting (never chosen on), beside the rule siamtrack used before
+(track.lost_ratio, lost_drop): absent frames flagged, tracked frames flagged, and the flag's precision and
+recall against the frames where the target is there and the box failed (issue 23). It prints the weights
+to put in the config (track.verifier).
+
+    python tools/lost_signal.py record --config siamfc_lite0_fast siamfc_lite0 \
+        --data /tmp/longterm/train /tmp/longterm/val_long ../shared/data/val_long
+    python tools/lost_signal.py fit --config siamfc_lite0_fast --train train --validate val_long_lt val_long
 """
 from __future__ import annotations
 
 import argparse
-import time
-from dataclasses import dataclass
+import itertools
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from siamtrack.config import LOST_CUES, load_config
 from siamtrack.core.frame_loop import track_frames
-from siamtrack.core.response import bicubic_matrix
 from siamtrack.core.tracker import SiamFCTracker
-from siamtrack.datasets import load_sequences
+from siamtrack.datasets import load_sequences, read_frames
+from siamtrack.evaluation.longterm import FAILED_IOU, TRACKED_IOU
 from siamtrack.evaluation.metrics import overlaps
-from siamtrack.inputs import read_rgb
 from siamtrack.process import use_threads
 
-FAILED_IOU = 0.1  # a box with less overlap than this has lost its target (issue 23)
-PSR_EXCLUDE = (2, 4)  # response cells around the peak left out of the sidelobe, one PSR each
-CAR1 = "Car1"
-TARGETS = {"precision": 0.8, "recall": 0.5, "car1": 0.05}  # issue 23's
+RECORDING = ("track.verifier.kind=classifier", "track.verifier.bias=-1000", "track.redetect.tiles=0")  # cues
+# on every update, never lost (p(failed) about e^-1000), no search
+FOLDS = 5
+PENALTIES = (0.01, 0.1, 1.0, 10.0)  # L2, on standardised cues, per frame
+STEPS = 300  # Newton steps at most
 
 
-class SignalTracker(SiamFCTracker):
-    """The tracker unchanged, keeping the features of each update's response maps (one target)."""
+# --- record
 
-    def step(self, responses: torch.Tensor) -> None:
-        self.features = response_features(responses[:, 0], self)
-        super().step(responses)
+def record_folder(config: str, folder: Path) -> dict[str, np.ndarray]:
+    """Per update of every sequence of a folder: sequence index, frame, IoU (0 where absent), absent, score
+    and cues."""
+    tracker = SiamFCTracker(config, device="cpu", overrides=RECORDING, quiet=True)
+    sequences = load_sequences(folder, split="test")
+    rows = []
+    for s, seq in enumerate(tqdm(sequences, desc=f"{Path(config).stem} {folder.name}", unit="seq")):
+        for index, _, box, _ in track_frames(tracker, read_frames(seq.frames), seq.boxes[0]):
+            if index:
+                iou = 0.0 if seq.absent[index] else float(overlaps(box, seq.boxes[index])[0])
+                rows.append([s, index, iou, seq.absent[index], tracker.score, *tracker.targets.cues[0]])
+    table = np.array(rows, dtype=np.float64)
+    return {"sequence": table[:, 0].astype(int), "frame": table[:, 1].astype(int), "iou": table[:, 2],
+            "absent": table[:, 3].astype(bool), "score": table[:, 4], "cues": table[:, 5:],
+            "names": np.array([seq.name for seq in sequences])}
 
 
-def response_features(maps: torch.Tensor, tracker: SiamFCTracker) -> dict[str, float]:
-    """Features of one target's S raw response maps, upsampled as the tracker does; the scale chosen as
-    the tracker chooses it (the highest penalised peak)."""
-    found_peaks = tracker.peaks
-    rows = bicubic_matrix(found_peaks.response_size, found_peaks.upscale_size)
-    up = rows @ maps.float().cpu() @ rows.T
-    peaks = up.amax(dim=(1, 2))
-    best = int(torch.argmax(peaks * found_peaks.scale_penalties.cpu()))
-    chosen = up[best]
-    cell = found_peaks.upscale_size / found_peaks.response_size
-    places = np.array([np.unravel_index(int(torch.argmax(m)), m.shape) for m in up]) / cell  # per scale, cells
-    yy, xx = np.mgrid[0:found_peaks.upscale_size, 0:found_peaks.upscale_size] / cell
-    distance = torch.from_numpy(np.hypot(yy - places[best, 0], xx - places[best, 1]))
-    found = {"peak_over_mean": float(peaks[best] / chosen.mean()),
-             "scale_spread": float(np.max(np.hypot(*(places[:, None] - places[None]).transpose(2, 0, 1)))),
-             "scale_peak_ratio": float(peaks.min() / peaks.max())}
-    for exclude in PSR_EXCLUDE:
-        side = chosen[distance > exclude]
-        found[f"psr{exclude}"] = float((peaks[best] - side.mean()) / side.std())
+def cache_path(cache: Path, config: str, folder: str) -> Path:
+    return cache / f"{Path(config).stem}__{folder}.npz"
+
+
+def record(args: argparse.Namespace) -> None:
+    for config in args.config:
+        for folder in args.data:
+            path = cache_path(args.cache, config, folder.name)
+            if path.is_file() and not args.fresh:
+                continue
+            args.cache.mkdir(parents=True, exist_ok=True)
+            np.savez(path, **record_folder(config, folder))
+
+
+# --- fit
+
+def load(cache: Path, config: str, folder: str) -> dict[str, np.ndarray]:
+    with np.load(cache_path(cache, config, folder)) as data:
+        found = dict(data)
+    found["host"] = np.array([host_of(str(found["names"][s])) for s in found["sequence"]])
     return found
 
 
-FEATURES = ("peak_over_mean", "scale_spread", "scale_peak_ratio", *(f"psr{e}" for e in PSR_EXCLUDE))
+def host_of(name: str) -> str:
+    """The sequence a long-term one was made from (cut-X, skip-X: X)."""
+    kind, _, host = name.partition("-")
+    return host if kind in ("cut", "skip") and host else name
 
 
-def track_folder(config: str, folder: Path) -> dict[str, np.ndarray]:
-    """Per update of every sequence: sequence index, frame index, IoU, score, the box's side against the
-    first box's (sqrt of the areas' ratio), the response features."""
-    tracker = SignalTracker(config, device="cpu")
-    sequences = load_sequences(folder)
-    columns: dict[str, list] = {k: [] for k in ("sequence", "frame", "iou", "score", "size", *FEATURES)}
-    start, frames = time.perf_counter(), 0
-    for s, seq in enumerate(tqdm(sequences, desc=f"{config} {folder.name}", unit="seq")):
-        images = (read_rgb(path) for path in seq.frames)
-        for index, _, box, _ in track_frames(tracker, images, seq.boxes[0]):
-            frames += 1
-            if not index:
-                continue
-            columns["sequence"].append(s)
-            columns["frame"].append(index)
-            columns["iou"].append(float(overlaps(box, seq.boxes[index])[0]))
-            columns["score"].append(tracker.score)
-            columns["size"].append(np.sqrt(box[2] * box[3] / (seq.boxes[0, 2] * seq.boxes[0, 3])))
-            for name in FEATURES:
-                columns[name].append(tracker.features[name])
-    arrays = {k: np.array(v) for k, v in columns.items()}
-    arrays["names"] = np.array([seq.name for seq in sequences])
-    arrays["fps"] = np.array(frames / (time.perf_counter() - start))
-    return arrays
+def labels(data: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(failed, used): failed where absent or IoU < FAILED_IOU; used where failed or IoU >= TRACKED_IOU."""
+    failed = data["absent"] | (data["iou"] < FAILED_IOU)
+    return failed, failed | (data["iou"] >= TRACKED_IOU)
 
 
-def cached_features(config: str, folder: Path, cache: Path, fresh: bool) -> dict[str, np.ndarray]:
-    path = cache / f"{config}__{folder.name}.npz"
-    if fresh or not path.is_file():
-        cache.mkdir(parents=True, exist_ok=True)
-        np.savez(path, **track_folder(config, folder))
-    with np.load(path) as data:
-        return dict(data)
+def fit_logistic(x: np.ndarray, y: np.ndarray, penalty: float) -> np.ndarray:
+    """Weights (bias last) of an L2-penalised logistic regression, by Newton's method; each class weighed as
+    much as the other."""
+    design = np.concatenate([x, np.ones((len(x), 1))], axis=1)
+    balance = np.where(y, 0.5 / max(y.sum(), 1), 0.5 / max((~y).sum(), 1))
+    w = np.zeros(design.shape[1])
+    ridge = penalty * np.eye(len(w)) / len(x)
+    ridge[-1, -1] = 0.0
+    for _ in range(STEPS):
+        p = 1 / (1 + np.exp(-design @ w))
+        gradient = design.T @ (balance * (p - y)) + ridge @ w
+        hessian = (design * (balance * p * (1 - p))[:, None]).T @ design + ridge
+        change = np.linalg.solve(hessian + 1e-9 * np.eye(len(w)), gradient)
+        w -= change
+        if np.abs(change).max() < 1e-8:
+            break
+    return w
 
 
-# --- rules: each maps one sequence's updates (a dict of per-update arrays) and its settings to flags
-
-Rule = Callable[..., np.ndarray]
-
-
-def below_first(data: dict[str, np.ndarray], ratio: float) -> np.ndarray:
-    """Today's rule: the score under `ratio` x the first update's."""
-    return data["score"] < ratio * data["score"][0]
+def standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return x.mean(axis=0), np.maximum(x.std(axis=0), 1e-9)
 
 
-def below_first_sized(data: dict[str, np.ndarray], ratio: float) -> np.ndarray:
-    """The score under `ratio` x the first update's, scaled down with the box where it shrinks (a smaller
-    target, seen at a coarser resolution, scores lower)."""
-    return data["score"] < ratio * data["score"][0] * np.minimum(1.0, data["size"])
+def threshold_for(p: np.ndarray, tracked: np.ndarray, allowed: float) -> float:
+    """The lowest p(failed) threshold flagging at most `allowed` of the tracked frames."""
+    values = np.sort(p[tracked])[::-1]
+    index = int(np.floor(allowed * len(values)))
+    return float(values[index]) + 1e-12 if index < len(values) else 0.0
 
 
-def below_history(feature: str, window: int, frozen: bool) -> Rule:
-    """The feature under `ratio` x its median over the last `window` updates, once MIN_HISTORY are there;
-    `frozen`: an update flagged lost does not enter the history (the reference stays the tracked target's)."""
-    def rule(data: dict[str, np.ndarray], ratio: float) -> np.ndarray:
-        values = data[feature]
-        flags = np.zeros(len(values), dtype=bool)
-        history: list[float] = []
-        for i, value in enumerate(values):
-            flags[i] = len(history) >= MIN_HISTORY and value < ratio * np.median(history[-window:])
-            if not (frozen and flags[i]):
-                history.append(value)
-        return flags
-    return rule
+def folds_of(hosts: np.ndarray) -> np.ndarray:
+    names = sorted(set(hosts.tolist()))
+    order = np.random.default_rng(0).permutation(len(names))
+    fold = {name: int(order[i] % FOLDS) for i, name in enumerate(names)}
+    return np.array([fold[h] for h in hosts])
 
 
-def floor_or_drop(data: dict[str, np.ndarray], ratio: float, drop: float, window: float) -> np.ndarray:
-    """siamtrack's rule since issue 23: the score under `ratio` x the first update's (a slow drift onto
-    background), or under `drop` x the median of the last `window` updates not flagged (a sudden loss:
-    occluded, out of the frame); 0 turns a part off."""
-    scores = data["score"]
-    flags = np.zeros(len(scores), dtype=bool)
-    kept: list[float] = []
-    for i, score in enumerate(scores):
-        flags[i] = score < ratio * scores[0] or (bool(kept) and score < drop * np.median(kept[-int(window):]))
-        if not flags[i]:
-            kept.append(score)
+def cross_validated(x: np.ndarray, y: np.ndarray, used: np.ndarray, hosts: np.ndarray, cues: list[int],
+                    penalty: float, allowed: float) -> dict[str, float]:
+    """Held-out scores of a cue set and penalty, each fold's threshold chosen on its own training folds."""
+    folds = folds_of(hosts)
+    flagged = np.zeros(len(y), dtype=bool)
+    for k in range(FOLDS):
+        train, test = (folds != k) & used, folds == k
+        mean, scale = standardise(x[train][:, cues])
+        w = fit_logistic((x[train][:, cues] - mean) / scale, y[train], penalty)
+        p_train = 1 / (1 + np.exp(-(((x[train][:, cues] - mean) / scale) @ w[:-1] + w[-1])))
+        cut = threshold_for(p_train, ~y[train], allowed)
+        p = 1 / (1 + np.exp(-(((x[test][:, cues] - mean) / scale) @ w[:-1] + w[-1])))
+        flagged[test] = p >= cut
+    return scores(flagged, y, used)
+
+
+def scores(flagged: np.ndarray, failed: np.ndarray, used: np.ndarray, absent: np.ndarray | None = None) -> dict:
+    tracked = used & ~failed
+    found = {"failed flagged": share(flagged & failed & used, failed & used),
+             "tracked flagged": share(flagged & tracked, tracked)}
+    if absent is not None:
+        present_failed = failed & ~absent
+        found.update({"absent flagged": share(flagged & absent, absent),
+                      "precision (IoU<0.1)": share(flagged & present_failed, flagged & ~absent),
+                      "recall (IoU<0.1)": share(flagged & present_failed, present_failed)})
+    return found
+
+
+def share(part: np.ndarray, whole: np.ndarray) -> float:
+    return float(part.sum() / whole.sum()) if whole.sum() else float("nan")
+
+
+def rule_flags(data: dict[str, np.ndarray], ratio: float, drop: float, window: int) -> np.ndarray:
+    """The rule of track.lost_ratio / lost_drop / lost_window, replayed on the recorded scores."""
+    flags = np.zeros(len(data["score"]), dtype=bool)
+    for s in np.unique(data["sequence"]):
+        rows = np.flatnonzero(data["sequence"] == s)
+        scores_, kept = data["score"][rows], []
+        for i, score in zip(rows, scores_):
+            flags[i] = score < ratio * scores_[0] or (bool(kept) and score < drop * np.median(kept[-window:]))
+            if not flags[i]:
+                kept.append(score)
     return flags
 
 
-def below(feature: str) -> Rule:
-    return lambda data, threshold: data[feature] < threshold
+def fit(args: argparse.Namespace) -> None:
+    for config in args.config:
+        train = [load(args.cache, config, folder) for folder in args.train]
+        x = np.concatenate([d["cues"] for d in train])
+        failed, used = (np.concatenate(part) for part in zip(*map(labels, train)))
+        hosts = np.concatenate([d["host"] for d in train])
+        print(f"\n{Path(config).stem}: {used.sum()} frames of {' + '.join(args.train)} ({failed[used].sum()} failed, "
+              f"{(used & ~failed).sum()} tracked); {FOLDS} folds by host sequence; threshold: at most "
+              f"{args.tracked_flagged:.0%} of the training folds' tracked frames flagged")
+        subsets = [list(c) for r in range(1, len(LOST_CUES) + 1) for c in itertools.combinations(range(len(LOST_CUES)), r)
+                   if r <= args.max_cues]
+        best = None
+        for cues in tqdm(subsets, desc="cue sets", leave=False):
+            for penalty in PENALTIES:
+                found = cross_validated(x, failed, used, hosts, cues, penalty, args.tracked_flagged)
+                key = found["failed flagged"] - 10 * max(0.0, found["tracked flagged"] - args.tracked_flagged)
+                if best is None or key > best[0] + 1e-9:
+                    best = (key, cues, penalty, found)
+        _, cues, penalty, found = best
+        names = [LOST_CUES[c] for c in cues]
+        print(f"  chosen: {', '.join(names)}, L2 {penalty}; cross-validated: " + fmt(found))
+        mean, scale = standardise(x[used][:, cues])
+        w = fit_logistic((x[used][:, cues] - mean) / scale, failed[used], penalty)
+        raw = w[:-1] / scale
+        bias = w[-1] - float((w[:-1] * mean / scale).sum())
+        p = 1 / (1 + np.exp(-(x[used][:, cues] @ raw + bias)))
+        cut = threshold_for(p, ~failed[used], args.tracked_flagged)
+        print("  config (track.verifier):")
+        print("    kind: classifier\n    weights: {" + ", ".join(f"{n}: {v:.4g}" for n, v in zip(names, raw)) + "}")
+        print(f"    bias: {bias:.4g}\n    threshold: {cut:.4g}")
+        t = load_config(config).track
+        for folder in args.validate:
+            data = load(args.cache, config, folder)
+            f, u = labels(data)
+            flags = 1 / (1 + np.exp(-(data["cues"][:, cues] @ raw + bias))) >= cut
+            rule = rule_flags(data, t.lost_ratio, t.lost_drop, t.lost_window)
+            print(f"  {folder} ({len(f)} updates, {data['absent'].sum()} absent, {(f & ~data['absent']).sum()} "
+                  f"present failed): classifier " + fmt(scores(flags, f, u, data["absent"])))
+            print(f"  {'':{len(folder)}} {'':{len(str(len(f)))}}   rule ({t.lost_ratio}/{t.lost_drop}/{t.lost_window}) "
+                  + fmt(scores(rule, f, u, data["absent"])))
 
 
-def above(feature: str) -> Rule:
-    return lambda data, threshold: data[feature] > threshold
-
-
-MIN_HISTORY = 5  # updates a history rule waits for
-RATIOS = np.round(np.arange(0.1, 1.0, 0.025), 3)
-FLOORS = np.round(np.concatenate([[0.0], np.arange(0.1, 0.55, 0.025)]), 3)  # of floor_or_drop; 0: off
-DROPS = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7)
-DROP_WINDOW = 10  # track.lost_window: fixed, not chosen
-TODAY = 0.5  # track.lost_ratio before issue 23
-
-
-@dataclass
-class Candidate:
-    name: str
-    rule: Rule
-    settings: list[tuple[float, ...]]  # the rule's arguments after the data, one tuple per setting tried
-
-
-def one(values) -> list[tuple[float, ...]]:
-    return [(float(v),) for v in values]
-
-
-def candidates(values: dict[str, np.ndarray]) -> list[Candidate]:
-    """The rules tried; an absolute feature's thresholds are quantiles of its `values` (all data)."""
-    def quantiles(feature: str, low: float, high: float) -> list[tuple[float, ...]]:
-        return one(np.unique(np.quantile(values[feature], np.linspace(low, high, 40))))
-
-    found = [Candidate(f"score < {TODAY} x first update's (today)", below_first, one([TODAY])),
-             Candidate("score < r x first update's", below_first, one(RATIOS)),
-             Candidate("score < r x first update's x min(1, size)", below_first_sized, one(RATIOS))]
-    for window in (10, 25, 100):
-        for frozen in (False, True):
-            found.append(Candidate(f"score < r x median of last {window}{' (frozen)' if frozen else ''}",
-                                   below_history("score", window, frozen), one(RATIOS)))
-    found += [Candidate(f"{feature} < t", below(feature), quantiles(feature, 0.005, 0.6))
-              for feature in ("psr2", "psr4", "peak_over_mean", "scale_peak_ratio")]
-    found.append(Candidate("scale_spread > t", above("scale_spread"), quantiles("scale_spread", 0.4, 0.995)))
-    found.append(Candidate(f"< r x first or < d x median of {DROP_WINDOW} kept (new)", floor_or_drop,
-                           [(r, d, DROP_WINDOW) for r in FLOORS for d in DROPS]))
-    return found
-
-
-@dataclass
-class Sequence:
-    folder: str
-    name: str
-    data: dict[str, np.ndarray]
-
-    @property
-    def failed(self) -> np.ndarray:
-        return self.data["iou"] < FAILED_IOU
-
-
-def sequences_of(folder: str, data: dict[str, np.ndarray]) -> list[Sequence]:
-    per_update = [k for k in data if k not in ("names", "fps")]
-    return [Sequence(folder, str(name), {k: data[k][data["sequence"] == s] for k in per_update})
-            for s, name in enumerate(data["names"])]
-
-
-@dataclass
-class Counts:
-    """A rule's counts at each of its settings (rows) on each sequence (columns)."""
-    flagged: np.ndarray
-    hits: np.ndarray  # flagged and failed
-    failed: np.ndarray  # per sequence
-    tracked: np.ndarray  # per sequence: updates not failed
-
-    @classmethod
-    def of(cls, candidate: Candidate, sequences: list[Sequence]) -> Counts:
-        flags = [[candidate.rule(seq.data, *setting) for seq in sequences] for setting in candidate.settings]
-        failed = [seq.failed for seq in sequences]
-        return cls(np.array([[f.sum() for f in row] for row in flags]),
-                   np.array([[(f & fail).sum() for f, fail in zip(row, failed)] for row in flags]),
-                   np.array([fail.sum() for fail in failed]), np.array([(~fail).sum() for fail in failed]))
-
-    def chosen(self, on: np.ndarray) -> int:
-        """The setting (row) of most recall on the sequences `on`, at precision >= the target and at most
-        the target's share of the tracked updates flagged; failing that, of best F1."""
-        flagged, hits = self.flagged[:, on].sum(1), self.hits[:, on].sum(1)
-        failed, tracked = self.failed[on].sum(), self.tracked[on].sum()
-        precision = np.divide(hits, flagged, out=np.zeros(len(hits)), where=flagged > 0)
-        false_share = (flagged - hits) / max(tracked, 1)
-        recall = hits / max(failed, 1)
-        good = (precision >= TARGETS["precision"]) & (false_share <= TARGETS["car1"])
-        if good.any():
-            return int(np.argmax(np.where(good, recall + 1e-6 * precision, -1)))
-        return int(np.argmax(2 * hits / np.maximum(flagged + failed, 1)))
-
-
-@dataclass
-class Scores:
-    flagged: int
-    hits: int
-    failed: int
-    car1: float | None  # share of Car1's updates flagged, where the folder holds Car1
-
-    def __str__(self) -> str:
-        precision = f"{self.hits / self.flagged:4.2f}" if self.flagged else "   -"
-        car1 = "" if self.car1 is None else f" {100 * self.car1:4.1f}%"
-        return f"{precision} {self.hits / max(self.failed, 1):4.2f}{car1}"
-
-
-def measured(counts: Counts, sequences: list[Sequence], choosing: np.ndarray, folder: str) -> Scores:
-    """A folder's scores, each sequence flagged at the setting chosen on the choosing sequences; where the
-    folder is one of them, on those without any of its name (leave one sequence out)."""
-    flagged = hits = failed = 0
-    car1 = None
-    for q, seq in enumerate(sequences):
-        if seq.folder != folder:
-            continue
-        on = choosing & np.array([other.name != seq.name for other in sequences])
-        row = counts.chosen(on)
-        flagged, hits, failed = flagged + counts.flagged[row, q], hits + counts.hits[row, q], failed + counts.failed[q]
-        if seq.name == CAR1:
-            car1 = counts.flagged[row, q] / len(seq.failed)
-    return Scores(int(flagged), int(hits), int(failed), car1)
-
-
-def ceiling(counts: Counts, sequences: list[Sequence], folder: str) -> str:
-    """The best precision of any setting at recall >= the target on the folder itself: what the rule could do
-    there at best (a diagnosis, not a choice)."""
-    on = np.array([seq.folder == folder for seq in sequences])
-    flagged, hits, failed = counts.flagged[:, on].sum(1), counts.hits[:, on].sum(1), counts.failed[on].sum()
-    reach = (hits >= TARGETS["recall"] * failed) & (flagged > 0)
-    return f"{np.max(hits[reach] / flagged[reach]):.2f}" if reach.any() else "-"
-
-
-def report(config: str, features: dict[str, dict[str, np.ndarray]], choose: list[str]) -> None:
-    sequences = [seq for folder, data in features.items() for seq in sequences_of(folder, data)]
-    choosing = np.array([seq.folder in choose for seq in sequences])
-    print(f"\n{config}: settings chosen on {' + '.join(choose)} pooled (most recall at precision >= "
-          f"{TARGETS['precision']} and <= {TARGETS['car1']:.0%} of the tracked updates flagged, else best F1); "
-          f"a folder chosen on is scored leaving each sequence out of the choice (cv). Per folder: precision, "
-          f"recall (IoU < {FAILED_IOU}) and Car1's updates flagged")
-    for folder, data in features.items():
-        print(f"  {folder}: {len(data['iou'])} updates, {int((data['iou'] < FAILED_IOU).sum())} failed, "
-              f"median score {np.median(data['score']):.2f}, {float(data['fps']):.1f} fps")
-    header = [f"{folder}{' (cv)' if folder in choose else ''}" for folder in features]
-    print(f"  {'rule':50s} {'chosen':>9s}  " + "  ".join(f"{h:>17s}" for h in header))
-    values = {k: np.concatenate([d[k] for d in features.values()]) for k in FEATURES}
-    ceilings = []
-    for candidate in candidates(values):
-        counts = Counts.of(candidate, sequences)
-        setting = "/".join(f"{v:.3g}" for v in candidate.settings[counts.chosen(choosing)])
-        cells = [str(measured(counts, sequences, choosing, folder)) for folder in features]
-        print(f"  {candidate.name:50s} {setting:>9s}  " + "  ".join(f"{c:>17s}" for c in cells), flush=True)
-        ceilings.append((candidate.name, [ceiling(counts, sequences, folder) for folder in features]))
-    print(f"  best precision at recall >= {TARGETS['recall']}, the setting picked on each folder itself (a diagnosis):")
-    for name, cells in ceilings[1:]:
-        print(f"  {name:50s} {'':9s}  " + "  ".join(f"{c:>17s}" for c in cells))
+def fmt(found: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.3f}" for k, v in found.items())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", nargs="+", required=True, help="shipped config names or YAML paths")
-    parser.add_argument("--data", nargs="+", required=True, type=Path, help="folders of OTB-layout sequences")
-    parser.add_argument("--choose", nargs="+", required=True,
-                        help="the --data folder names thresholds are chosen on (never the test set)")
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/lost_signal"), help="where the features are kept")
-    parser.add_argument("--fresh", action="store_true", help="track again even where features are cached")
+    sub = parser.add_subparsers(dest="command", required=True)
+    rec = sub.add_parser("record", help="track and cache the cues")
+    rec.add_argument("--data", nargs="+", required=True, type=Path)
+    rec.add_argument("--fresh", action="store_true", help="track again even where cues are cached")
+    learn = sub.add_parser("fit", help="choose and fit the classifier on cached cues")
+    learn.add_argument("--train", nargs="+", required=True, help="cached folder names to fit and cross-validate on")
+    learn.add_argument("--validate", nargs="*", default=[], help="cached folder names to score at the chosen setting")
+    learn.add_argument("--tracked-flagged", type=float, default=0.02,
+                       help="the share of tracked frames the threshold may flag (default 0.02)")
+    learn.add_argument("--max-cues", type=int, default=len(LOST_CUES), help="cues in a set, at most")
+    for command in (rec, learn):
+        command.add_argument("--config", nargs="+", required=True, help="shipped config names or YAML paths")
+        command.add_argument("--cache", type=Path, default=Path("/tmp/lost_signal"), help="where the cues are kept")
     args = parser.parse_args()
-    unknown = set(args.choose) - {folder.name for folder in args.data}
-    if unknown:
-        parser.error(f"--choose names folders not in --data: {', '.join(sorted(unknown))}")
     use_threads(1)
-    for config in args.config:
-        features = {folder.name: cached_features(config, folder, args.cache, args.fresh) for folder in args.data}
-        report(config, features, args.choose)
+    torch.manual_seed(0)
+    (record if args.command == "record" else fit)(args)
 
 
 if __name__ == "__main__":

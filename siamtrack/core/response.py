@@ -26,6 +26,7 @@ class BicubicUpsampler:
     """
 
     def __init__(self, count: int, size_in: int, size_out: int, device: torch.device):
+        self.count = count
         self._rows = bicubic_matrix(size_in, size_out).to(device)
         self._cols = self._rows.T.contiguous()
         self._half = torch.empty((count, size_out, size_in), device=device)
@@ -62,6 +63,8 @@ class PeakFinder:
 
     def __call__(self, responses: torch.Tensor, targets: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         t = self.track
+        if self._upsampler.count != targets * t.scale_num:  # some targets lost, searched for elsewhere
+            self.resize(targets)
         up = self._upsampler(responses).view(targets, t.scale_num, self.upscale_size, self.upscale_size)
         peaks = torch.amax(up, dim=(2, 3))
         scale_id = torch.argmax(peaks * self.scale_penalties, dim=1)

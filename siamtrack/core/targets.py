@@ -9,6 +9,14 @@ import torch
 
 
 @dataclass
+class ScoreHistory:
+    """Some targets' scores this update beside their own earlier ones: what `lost` is judged against."""
+    score: np.ndarray  # this update's peaks
+    reference: np.ndarray  # the first update's (this one's, at the first)
+    recent: list  # each target's deque of its recent scores of updates not judged lost
+
+
+@dataclass
 class Targets:
     ids: np.ndarray  # N int64: each target's id
     center: np.ndarray  # N x 2: x, y of the box centre, px
@@ -24,6 +32,12 @@ class Targets:
     # in target order
     kernels: tuple[torch.Tensor, ...]
     scale_filter: list  # N: each target's DSST filter (track.scale_filter), or None
+    # the long-term state (track.verifier, track.redetect)
+    confident_center: np.ndarray  # N x 2: the centre after the last update not judged lost (init's before any)
+    confident_scale: np.ndarray  # N: the scale then
+    lost_frames: np.ndarray  # N int: updates judged lost in a row, up to the last (0: tracked)
+    colour_model: np.ndarray  # N x bins^3: the colour histogram of the first box
+    cues: np.ndarray  # N x len(LOST_CUES): the last update's cues (NaN before it, and with the rule)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -34,6 +48,33 @@ class Targets:
     def keep(self, kept: np.ndarray) -> Targets:
         """The targets where the boolean mask `kept` is true."""
         return Targets(**{f.name: _take(getattr(self, f.name), kept) for f in fields(self)})
+
+    def history(self, rows: np.ndarray, score: np.ndarray) -> ScoreHistory:
+        """The targets `rows`' scores this update beside their own earlier ones."""
+        reference = np.where(np.isnan(self.reference_score[rows]), score, self.reference_score[rows])
+        return ScoreHistory(score, reference, [self.recent_scores[i] for i in rows])
+
+    def judged(self, rows: np.ndarray, score: np.ndarray, lost: np.ndarray, cues: np.ndarray | None) -> None:
+        """Keep the targets `rows`' scores, lost flags (and cues) of this update. A lost target's score stays
+        out of its history, which remains the tracked target's."""
+        self.score[rows] = score
+        self.reference_score[rows] = np.where(np.isnan(self.reference_score[rows]), score, self.reference_score[rows])
+        self.lost[rows] = lost
+        self.lost_frames[rows] = np.where(lost, self.lost_frames[rows] + 1, 0)
+        if cues is not None:
+            self.cues[rows] = cues
+        for i, kept, gone in zip(rows, score, lost):
+            if not gone:
+                self.recent_scores[i].append(kept)
+
+    def hold(self, rows: np.ndarray) -> None:
+        """Put the targets `rows` back at their last confident boxes."""
+        self.center[rows], self.scale[rows] = self.confident_center[rows], self.confident_scale[rows]
+
+    def remember_confident(self) -> None:
+        """The boxes of the targets not lost, as the ones to hold them at once they are."""
+        found = ~self.lost
+        self.confident_center[found], self.confident_scale[found] = self.center[found], self.scale[found]
 
 
 def _join(first, second):

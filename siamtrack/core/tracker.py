@@ -1,6 +1,7 @@
 """SiamFCTracker: the tracking loop (scale pyramid, cosine window, damping, and optionally a DSST scale
-filter), for one target or many at once, over a Model it shares with any other tracker. Knows nothing of
-training, evaluation or the command line."""
+filter), for one target or many at once, over a Model it shares with any other tracker; a verifier judges
+each target lost or not and, with track.redetect, a lost target is held at its last confident box and searched
+for (siamtrack.core.verifier, redetect). Knows nothing of training, evaluation or the command line."""
 from __future__ import annotations
 
 from collections import deque
@@ -12,7 +13,7 @@ from typing import Callable, ContextManager, Iterable
 import numpy as np
 import torch
 
-from ..config import Config
+from ..config import LOST_CUES, Config
 from ..errors import BoxError, ConfigError, FrameError, NotInitializedError, TargetError
 from ..inputs import as_rgb, check_boxes
 from .backends import DEFAULT_BACKEND
@@ -20,8 +21,10 @@ from .crops import CropBatch, context_size, crop_and_resize
 from .dsst import ScaleFilter
 from .fusion import ResponseFusion
 from .model import Model
+from .redetect import Redetector
 from .response import PeakFinder
 from .targets import Targets
+from .verifier import PeakMaps, Verifier
 
 # update() in order; post: upsampling, peak search, box; size: the scale filters (track.scale_filter), if any
 STAGES = ("crop", "backbone", "xcorr", "post", "size")
@@ -83,6 +86,9 @@ class SiamFCTracker:
         self.kernels_per_target = t.scale_num if self.on_exemplar else 1
         self.crops_per_target = 1 if self.on_exemplar else t.scale_num
         self.peaks = PeakFinder(t, model.response_size, self.device)
+        self.verifier = Verifier(t)
+        self.redetector = Redetector(t, self.peaks, model.total_stride)
+        self.tile_fusion = ResponseFusion(t, t.redetect.tiles)  # a lost target's tiles' levels, fused
         self._exemplar_crops = CropBatch(self.kernels_per_target, t.exemplar_size, self.device)
         self.targets: Targets | None = None  # set by init
         self.single = True  # init was given one box, not an N x 4 array: answers are one target's
@@ -171,7 +177,10 @@ class SiamFCTracker:
                        lost=np.zeros(1, dtype=bool), recent_scores=[deque(maxlen=t.lost_window)],
                        # copied: a backend may hand back the same buffers call after call
                        kernels=tuple(k.clone() for k in self.model.backend.embed_exemplar(self._exemplar_crops.upload())),
-                       scale_filter=[scale_filter])
+                       scale_filter=[scale_filter], confident_center=center[None].copy(), confident_scale=np.ones(1),
+                       lost_frames=np.zeros(1, dtype=np.int64),
+                       colour_model=self.verifier.colour_histogram(frame, np.array([*(center - [w / 2, h / 2]), w, h]))[None],
+                       cues=np.full((1, len(LOST_CUES)), np.nan))
 
     def _resize_buffers(self) -> None:
         """Crop and upsampling buffers for the targets tracked now."""
@@ -186,16 +195,27 @@ class SiamFCTracker:
         frame = self._checked_frame(image)
         if not len(self.targets):  # every target removed: nothing to look for
             return np.zeros((0, 4))
+        s = self.targets
+        searched = s.lost & self.redetector.on  # lost targets, searched for in tiles instead of tracked
+        tracked, lost = np.flatnonzero(~searched), np.flatnonzero(searched)
         with self.timer("crop"):
-            crops = self.search_crops(frame)
+            tiles = self.redetector.tile_centres(s, lost, self.frame_size)
+            crops = self.search_crops(frame, tracked, lost, tiles)
         with self.timer("backbone"):
             features = self.model.backend.embed_search(crops)
         with self.timer("xcorr"):
-            responses = self.respond(features)
+            split = len(tracked) * self.crops_per_target
+            levels = self.correlate(features, tracked, slice(0, split))
+            tile_levels = self.correlate(features, lost, slice(split, None), tiles=True)
         with self.timer("post"):
-            self.step(responses)
+            if len(tracked):
+                self.step(frame, tracked, levels, tuple(f[:split] for f in features))
+            if len(lost):
+                self.search(frame, lost, tiles, tile_levels, tuple(f[split:] for f in features))
         with self.timer("size"):
             self.filter_sizes(frame)
+        if self.redetector.on:
+            s.remember_confident()
         return self.box()
 
     def _checked_frame(self, image) -> np.ndarray:
@@ -209,56 +229,83 @@ class SiamFCTracker:
                              f"{width:.0f}x{height:.0f} one; call init again for frames of another size")
         return frame
 
-    def search_crops(self, frame: np.ndarray) -> torch.Tensor:
-        """The search crops around each target's centre (its scale pyramid, or one crop when the pyramid is on
-        the exemplar side), as one batch, target by target."""
-        t = self.cfg.track
-        factors = [1.0] if self.on_exemplar else self.scale_factors
+    def search_crops(self, frame: np.ndarray, tracked: np.ndarray, lost: np.ndarray, tiles: np.ndarray) -> torch.Tensor:
+        """One batch, target by target: the search crops around each tracked target's centre (its scale pyramid,
+        or one crop when the pyramid is on the exemplar side), then each lost target's tiles (track.redetect)."""
+        t, s = self.cfg.track, self.targets
+        factors = np.ones(1) if self.on_exemplar else self.scale_factors
+        places = [(center, side * factors, border) for center, side, border
+                  in zip(s.center[tracked], s.base_search[tracked] * s.scale[tracked], s.border[tracked])]
+        places += [(centre, [side], border) for centres, side, border in
+                   zip(tiles, self.redetector.sides(s)[lost], s.border[lost]) for centre in centres]
+        count = sum(len(sides) for _, sides, _ in places)
+        if len(self._search_crops.host) != count:  # some targets lost (or found) since the last frame
+            self._search_crops = CropBatch(count, t.search_size, self.device)
         crops = iter(self._search_crops.host)
-        s = self.targets
-        for center, side, border in zip(s.center, s.base_search * s.scale, s.border):
+        for center, sides, border in places:
             border = tuple(float(c) for c in border)
-            for factor in factors:
-                crop_and_resize(frame, *center, side * factor, t.search_size, border, out=next(crops))
+            for side in sides:
+                crop_and_resize(frame, *center, side, t.search_size, border, out=next(crops))
         return self._search_crops.upload()
 
-    def respond(self, features: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        """The response maps: each target's search features cross-correlated with its own exemplar's, level by
-        level, the levels' responses fused into one (model.fusion)."""
-        return self.fusion(self.model.backend.correlate(self.targets.kernels, features))
+    def correlate(self, features: tuple[torch.Tensor, ...], rows: np.ndarray, crops: slice,
+                  tiles: bool = False) -> tuple[torch.Tensor, ...] | None:
+        """Level by level, the responses of the targets `rows` to their `crops` of the batch: each tracked
+        target's search features against its own exemplar kernels, or each lost one's tiles against its kernel
+        at scale 1. None for no targets."""
+        if not len(rows):
+            return None
+        kernels = self.targets.kernels
+        if tiles or len(rows) < len(self.targets):
+            k = self.kernels_per_target
+            picked = rows * k + k // 2 if tiles else (rows[:, None] * k + np.arange(k)).ravel()
+            kernels = tuple(level[torch.from_numpy(picked).to(level.device)] for level in kernels)
+        return self.model.backend.correlate(kernels, tuple(f[crops] for f in features))
 
-    def step(self, responses: torch.Tensor) -> None:
-        """Move and rescale every target from the responses of its scale pyramid."""
+    def step(self, frame: np.ndarray, rows: np.ndarray, levels: tuple[torch.Tensor, ...],
+             features: tuple[torch.Tensor, ...]) -> None:
+        """Move and rescale the tracked targets `rows` from the responses of their scale pyramids, and judge
+        whether each is lost (with track.redetect, one judged lost goes back to its last confident box)."""
         t, s = self.cfg.track, self.targets
-        scale_id, loc, score = self.peaks(responses, len(s))
+        responses = self.fusion(levels)
+        scale_id, loc, score = self.peaks(responses, len(rows))
         displacement = self.peaks.displacement(loc, self.model.total_stride)
-        search_side = s.base_search * s.scale * (1.0 if self.on_exemplar else self.scale_factors[scale_id])
-        s.center = s.center + displacement * (search_side / t.search_size)[:, None]
-        s.scale = s.scale * ((1 - t.scale_lr) + t.scale_lr * self.scale_factors[scale_id])
+        search_side = s.base_search[rows] * s.scale[rows] * (1.0 if self.on_exemplar else self.scale_factors[scale_id])
+        before = s.center[rows]
+        s.center[rows] = before + displacement * (search_side / t.search_size)[:, None]
+        s.scale[rows] = s.scale[rows] * ((1 - t.scale_lr) + t.scale_lr * self.scale_factors[scale_id])
         self._clamp_state()
-        s.score = score
-        s.reference_score = np.where(np.isnan(s.reference_score), score, s.reference_score)
-        s.lost = self._judge_lost()
-        for recent, kept, lost in zip(s.recent_scores, score, s.lost):
-            if not lost:  # a lost target's scores stay out: its history remains the tracked target's
-                recent.append(kept)
+        index = np.arange(len(rows))
+        peaks = PeakMaps(responses, levels, features, s.kernels, loc, maps=index * t.scale_num + scale_id,
+                         crops=index * self.crops_per_target + (scale_id if self.crops_per_target > 1 else 0),
+                         kernel_rows=rows * self.kernels_per_target + (scale_id if self.kernels_per_target > 1 else 0))
+        lost, cues = self.verifier.judge(frame, peaks, s.history(rows, score), boxes_of(s)[rows], s.colour_model[rows],
+                                         np.hypot(*(s.center[rows] - before).T))
+        if self.redetector.on:
+            s.hold(rows[lost])
+        s.judged(rows, score, lost, cues)
 
-    def _judge_lost(self) -> np.ndarray:
-        """Per target, whether this update's score says it is lost: under lost_ratio x its first update's
-        (a slow drift onto background) or under lost_drop x the median of its recent scores (a sudden loss:
-        hidden, or out of the frame). Both are ratios of the target's own scores: a model's scale drops out.
-        A factor of 0 turns its part off."""
-        t, s = self.cfg.track, self.targets
-        recent = np.array([np.median(scores) if scores else np.nan for scores in s.recent_scores])
-        drifted = (t.lost_ratio > 0) & (s.score < t.lost_ratio * s.reference_score)
-        dropped = (t.lost_drop > 0) & (s.score < t.lost_drop * recent)  # NaN (no history yet): never
-        return drifted | dropped
+    def search(self, frame: np.ndarray, rows: np.ndarray, tiles: np.ndarray, levels: tuple[torch.Tensor, ...],
+               features: tuple[torch.Tensor, ...]) -> None:
+        """Look for the lost targets `rows` in their tiles: each one's best peak is a candidate, taken back (the
+        target found there, at its last confident size) when the verifier says it is the target."""
+        s = self.targets
+        responses = self.tile_fusion(levels)
+        tile, loc, score, candidate = self.redetector.best(responses, tiles, self.redetector.sides(s)[rows])
+        held, s.center[rows] = s.center[rows], np.clip(candidate, 0, self.frame_size)
+        maps = np.arange(len(rows)) * self.cfg.track.redetect.tiles + tile
+        peaks = PeakMaps(responses, levels, features, s.kernels, loc, maps=maps, crops=maps,
+                         kernel_rows=rows * self.kernels_per_target + self.kernels_per_target // 2)
+        found, cues = self.verifier.accept(frame, peaks, s.history(rows, score), boxes_of(s)[rows], s.colour_model[rows])
+        s.center[rows[~found]] = held[~found]
+        s.judged(rows, score, ~found, cues)
 
     def filter_sizes(self, frame: np.ndarray) -> None:
         """Resize each target that has a DSST filter by its estimate at the target's new centre, then let the
-        filter learn from the frame at the new box."""
+        filter learn from the frame at the new box; with track.redetect, not a lost target, held where it was."""
         s = self.targets
-        filtered = [(i, f) for i, f in enumerate(s.scale_filter) if f is not None]
+        held = s.lost & self.redetector.on
+        filtered = [(i, f) for i, f in enumerate(s.scale_filter) if f is not None and not held[i]]
         for i, scale_filter in filtered:
             s.scale[i] *= scale_filter.estimate(frame, s.center[i], s.base_size[i] * s.scale[i])
         if filtered:
