@@ -64,6 +64,9 @@ class VerifierConfig:
     accept: float = 0.5  # a lost target's candidate (track.redetect) is taken back under this p(failed)
     sidelobe_radius: float = 2.0  # response cells around the peak left out of the sidelobe
     colour_bins: int = 8  # per channel, of the target's colour histogram
+    # the colour model moves this far towards the box's colours at each update judged confidently tracked
+    # (p(failed) < accept): a target whose light changes slowly keeps its colours (0: the first box's, fixed)
+    colour_rate: float = 0.0
 
 
 @dataclass
@@ -179,7 +182,8 @@ _RANGES = (
         "train.backbone_lr"}),
     ("between 0 and 1", lambda v: 0 <= v <= 1, {
         "track.scale_penalty", "track.scale_lr", "track.window_influence", "track.dsst.learning_rate",
-        "track.fusion_weight", "track.verifier.threshold", "track.verifier.accept", "train.momentum", "train.val_fraction", "train.stretch", "train.color_jitter",
+        "track.fusion_weight", "track.verifier.threshold", "track.verifier.accept", "track.verifier.colour_rate",
+        "train.momentum", "train.val_fraction", "train.stretch", "train.color_jitter",
         "train.gray_prob"}),
 )
 

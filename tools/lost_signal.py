@@ -40,41 +40,71 @@ from siamtrack.process import use_threads
 RECORDING = ("track.verifier.kind=classifier", "track.verifier.bias=-1000", "track.redetect.tiles=0")  # cues
 # on every update, never lost (p(failed) about e^-1000), no search
 FOLDS = 5
+# not offered to the classifier: recorded with no flags, a target's recent scores take in its absent frames,
+# whereas the tracker keeps a lost target's scores out of them, so this cue's recorded values are not its own
+LEFT_OUT = ("score_vs_recent",)
 PENALTIES = (0.01, 0.1, 1.0, 10.0)  # L2, on standardised cues, per frame
 STEPS = 300  # Newton steps at most
 
 
 # --- record
 
-def record_folder(config: str, folder: Path) -> dict[str, np.ndarray]:
-    """Per update of every sequence of a folder: sequence index, frame, IoU (0 where absent), absent, score
-    and cues."""
-    tracker = SiamFCTracker(config, device="cpu", overrides=RECORDING, quiet=True)
+class Recorder:
+    """A tracker whose lost targets' candidates (their best peak in their tiles) are kept, taken or not."""
+
+    def __init__(self, config: str, overrides: tuple[str, ...]):
+        self.tracker = SiamFCTracker(config, device="cpu", overrides=overrides, quiet=True)
+        self.candidate = None
+        best = self.tracker.redetector.best
+
+        def keep(*args):
+            found = best(*args)
+            self.candidate = found[3][0]
+            return found
+        self.tracker.redetector.best = keep
+
+
+def record_folder(config: str, folder: Path, overrides: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Per update of every sequence of a folder: sequence index, frame, IoU of the box (0 where absent),
+    absent, score, whether the update searched for the target (lost before it) and judged it lost, the IoU of
+    its candidate (NaN unless it searched), and the cues."""
+    recorder = Recorder(config, overrides)
+    tracker = recorder.tracker
     sequences = load_sequences(folder, split="test")
     rows = []
     for s, seq in enumerate(tqdm(sequences, desc=f"{Path(config).stem} {folder.name}", unit="seq")):
+        searched = False
         for index, _, box, _ in track_frames(tracker, read_frames(seq.frames), seq.boxes[0]):
             if index:
-                iou = 0.0 if seq.absent[index] else float(overlaps(box, seq.boxes[index])[0])
-                rows.append([s, index, iou, seq.absent[index], tracker.score, *tracker.targets.cues[0]])
+                truth = seq.boxes[index]
+                iou = 0.0 if seq.absent[index] else float(overlaps(box, truth)[0])
+                candidate = np.nan
+                if searched:
+                    centre, size = recorder.candidate, box[2:]
+                    candidate = 0.0 if seq.absent[index] else float(overlaps([*(centre - size / 2), *size], truth)[0])
+                rows.append([s, index, iou, seq.absent[index], tracker.score, searched, tracker.lost, candidate,
+                             *tracker.targets.cues[0]])
+            searched = bool(tracker.lost) and tracker.redetector.on
     table = np.array(rows, dtype=np.float64)
     return {"sequence": table[:, 0].astype(int), "frame": table[:, 1].astype(int), "iou": table[:, 2],
-            "absent": table[:, 3].astype(bool), "score": table[:, 4], "cues": table[:, 5:],
+            "absent": table[:, 3].astype(bool), "score": table[:, 4], "searched": table[:, 5].astype(bool),
+            "lost": table[:, 6].astype(bool), "candidate_iou": table[:, 7], "cues": table[:, 8:],
             "names": np.array([seq.name for seq in sequences])}
 
 
-def cache_path(cache: Path, config: str, folder: str) -> Path:
-    return cache / f"{Path(config).stem}__{folder}.npz"
+def cache_path(cache: Path, config: str, folder: str, tag: str = "") -> Path:
+    return cache / f"{Path(config).stem}{'_' + tag if tag else ''}__{folder}.npz"
 
 
 def record(args: argparse.Namespace) -> None:
+    overrides = tuple(args.overrides) if args.deployed else RECORDING
     for config in args.config:
         for folder in args.data:
-            path = cache_path(args.cache, config, folder.name)
+            path = cache_path(args.cache, config, folder.name, args.tag)
             if path.is_file() and not args.fresh:
                 continue
             args.cache.mkdir(parents=True, exist_ok=True)
-            np.savez(path, **record_folder(config, folder))
+            np.savez(path, **record_folder(config, folder, overrides))
 
 
 # --- fit
@@ -189,8 +219,8 @@ def fit(args: argparse.Namespace) -> None:
         print(f"\n{Path(config).stem}: {used.sum()} frames of {' + '.join(args.train)} ({failed[used].sum()} failed, "
               f"{(used & ~failed).sum()} tracked); {FOLDS} folds by host sequence; threshold: at most "
               f"{args.tracked_flagged:.0%} of the training folds' tracked frames flagged")
-        subsets = [list(c) for r in range(1, len(LOST_CUES) + 1) for c in itertools.combinations(range(len(LOST_CUES)), r)
-                   if r <= args.max_cues]
+        offered = [i for i, cue in enumerate(LOST_CUES) if cue not in LEFT_OUT]
+        subsets = [list(c) for r in range(1, args.max_cues + 1) for c in itertools.combinations(offered, r)]
         best = None
         for cues in tqdm(subsets, desc="cue sets", leave=False):
             for penalty in PENALTIES:
@@ -232,6 +262,10 @@ def main() -> None:
     rec = sub.add_parser("record", help="track and cache the cues")
     rec.add_argument("--data", nargs="+", required=True, type=Path)
     rec.add_argument("--fresh", action="store_true", help="track again even where cues are cached")
+    rec.add_argument("--deployed", action="store_true", help="the config's own verifier and search (with --set), "
+                                                             "not the recording's cues-only tracker")
+    rec.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    rec.add_argument("--tag", default="", help="names the cache files of a --deployed recording")
     learn = sub.add_parser("fit", help="choose and fit the classifier on cached cues")
     learn.add_argument("--train", nargs="+", required=True, help="cached folder names to fit and cross-validate on")
     learn.add_argument("--validate", nargs="*", default=[], help="cached folder names to score at the chosen setting")

@@ -2,10 +2,13 @@
 structure that grows (`+`) and shrinks (`keep`) as a whole, so that no field can fall out of step."""
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
+
+from ..config import LOST_CUES
 
 
 @dataclass
@@ -38,6 +41,18 @@ class Targets:
     lost_frames: np.ndarray  # N int: updates judged lost in a row, up to the last (0: tracked)
     colour_model: np.ndarray  # N x bins^3: the colour histogram of the first box
     cues: np.ndarray  # N x len(LOST_CUES): the last update's cues (NaN before it, and with the rule)
+
+    @classmethod
+    def start(cls, target_id: int, center: np.ndarray, size: np.ndarray, search_side: float, border: np.ndarray,
+              kernels: tuple[torch.Tensor, ...], scale_filter, window: int, colours: np.ndarray) -> Targets:
+        """One target at its first box: tracked, with no score yet."""
+        return cls(ids=np.array([target_id], dtype=np.int64), center=center[None], base_size=size[None],
+                   base_search=np.array([search_side]), scale=np.ones(1), border=border[None],
+                   reference_score=np.full(1, np.nan), score=np.full(1, np.nan), lost=np.zeros(1, dtype=bool),
+                   recent_scores=[deque(maxlen=window)], kernels=kernels, scale_filter=[scale_filter],
+                   confident_center=center[None].copy(), confident_scale=np.ones(1),
+                   lost_frames=np.zeros(1, dtype=np.int64), colour_model=colours[None],
+                   cues=np.full((1, len(LOST_CUES)), np.nan))
 
     def __len__(self) -> int:
         return len(self.ids)

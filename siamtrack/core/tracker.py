@@ -4,7 +4,6 @@ each target lost or not and, with track.redetect, a lost target is held at its l
 for (siamtrack.core.verifier, redetect). Knows nothing of training, evaluation or the command line."""
 from __future__ import annotations
 
-from collections import deque
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,9 +12,9 @@ from typing import Callable, ContextManager, Iterable
 import numpy as np
 import torch
 
-from ..config import LOST_CUES, Config
+from ..config import Config
 from ..errors import BoxError, ConfigError, FrameError, NotInitializedError, TargetError
-from ..inputs import as_rgb, check_boxes
+from ..inputs import as_box_array, as_rgb, check_boxes, check_unique
 from .backends import DEFAULT_BACKEND
 from .crops import CropBatch, context_size, crop_and_resize
 from .dsst import ScaleFilter
@@ -90,6 +89,7 @@ class SiamFCTracker:
         self.redetector = Redetector(t, self.peaks, model.total_stride)
         self.tile_fusion = ResponseFusion(t, t.redetect.tiles)  # a lost target's tiles' levels, fused
         self._exemplar_crops = CropBatch(self.kernels_per_target, t.exemplar_size, self.device)
+        self._search_crops: CropBatch | None = None  # made for the crops of the first update, and anew as they change
         self.targets: Targets | None = None  # set by init
         self.single = True  # init was given one box, not an N x 4 array: answers are one target's
 
@@ -140,7 +140,6 @@ class SiamFCTracker:
             raise TargetError(f"no target {target_id} to remove (tracking {self.ids.tolist()})")
         self.targets = self.targets.keep(self.ids != target_id)
         self.single = False
-        self._resize_buffers()
 
     @property
     def ids(self) -> np.ndarray:
@@ -153,7 +152,6 @@ class SiamFCTracker:
         for target_id, box in zip(ids, boxes):
             target = self._new_target(frame, target_id, box, border)
             self.targets = target if self.targets is None else self.targets + target
-        self._resize_buffers()
 
     def _new_target(self, frame: np.ndarray, target_id: int, box: np.ndarray, border: np.ndarray) -> Targets:
         """One target's state at its box: its exemplar kernels cut from the frame, its scale filter started."""
@@ -171,22 +169,11 @@ class SiamFCTracker:
         if t.scale_filter == "dsst" and w * h >= t.dsst.min_area:
             scale_filter = ScaleFilter(t.dsst)
             scale_filter.start(frame, center, np.array([w, h]))
-        return Targets(ids=np.array([target_id], dtype=np.int64), center=center[None], base_size=np.array([[w, h]]),
-                       base_search=np.array([exemplar_side * t.search_size / t.exemplar_size]), scale=np.ones(1),
-                       border=border[None], reference_score=np.full(1, np.nan), score=np.full(1, np.nan),
-                       lost=np.zeros(1, dtype=bool), recent_scores=[deque(maxlen=t.lost_window)],
-                       # copied: a backend may hand back the same buffers call after call
-                       kernels=tuple(k.clone() for k in self.model.backend.embed_exemplar(self._exemplar_crops.upload())),
-                       scale_filter=[scale_filter], confident_center=center[None].copy(), confident_scale=np.ones(1),
-                       lost_frames=np.zeros(1, dtype=np.int64),
-                       colour_model=self.verifier.colour_histogram(frame, np.array([*(center - [w / 2, h / 2]), w, h]))[None],
-                       cues=np.full((1, len(LOST_CUES)), np.nan))
-
-    def _resize_buffers(self) -> None:
-        """Crop and upsampling buffers for the targets tracked now."""
-        targets = max(len(self.targets), 1)
-        self._search_crops = CropBatch(targets * self.crops_per_target, self.cfg.track.search_size, self.device)
-        self.peaks.resize(targets)
+        # copied: a backend may hand back the same buffers call after call
+        kernels = tuple(k.clone() for k in self.model.backend.embed_exemplar(self._exemplar_crops.upload()))
+        return Targets.start(target_id, center, np.array([w, h]), exemplar_side * t.search_size / t.exemplar_size,
+                             border, kernels, scale_filter, t.lost_window,
+                             self.verifier.colour_histogram(frame, np.array([*(center - [w / 2, h / 2]), w, h])))
 
     # --- one frame, in stages
 
@@ -239,7 +226,7 @@ class SiamFCTracker:
         places += [(centre, [side], border) for centres, side, border in
                    zip(tiles, self.redetector.sides(s)[lost], s.border[lost]) for centre in centres]
         count = sum(len(sides) for _, sides, _ in places)
-        if len(self._search_crops.host) != count:  # some targets lost (or found) since the last frame
+        if self._search_crops is None or len(self._search_crops.host) != count:  # targets added, lost, found ...
             self._search_crops = CropBatch(count, t.search_size, self.device)
         crops = iter(self._search_crops.host)
         for center, sides, border in places:
@@ -279,8 +266,10 @@ class SiamFCTracker:
         peaks = PeakMaps(responses, levels, features, s.kernels, loc, maps=index * t.scale_num + scale_id,
                          crops=index * self.crops_per_target + (scale_id if self.crops_per_target > 1 else 0),
                          kernel_rows=rows * self.kernels_per_target + (scale_id if self.kernels_per_target > 1 else 0))
-        lost, cues = self.verifier.judge(frame, peaks, s.history(rows, score), boxes_of(s)[rows], s.colour_model[rows],
+        boxes = boxes_of(s)[rows]
+        lost, cues = self.verifier.judge(frame, peaks, s.history(rows, score), boxes, s.colour_model[rows],
                                          np.hypot(*(s.center[rows] - before).T))
+        s.colour_model[rows] = self.verifier.adapted_colours(frame, boxes, s.colour_model[rows], cues)
         if self.redetector.on:
             s.hold(rows[lost])
         s.judged(rows, score, lost, cues)
@@ -296,7 +285,9 @@ class SiamFCTracker:
         maps = np.arange(len(rows)) * self.cfg.track.redetect.tiles + tile
         peaks = PeakMaps(responses, levels, features, s.kernels, loc, maps=maps, crops=maps,
                          kernel_rows=rows * self.kernels_per_target + self.kernels_per_target // 2)
-        found, cues = self.verifier.accept(frame, peaks, s.history(rows, score), boxes_of(s)[rows], s.colour_model[rows])
+        boxes = boxes_of(s)[rows]
+        found, cues = self.verifier.accept(frame, peaks, s.history(rows, score), boxes, s.colour_model[rows])
+        s.colour_model[rows] = self.verifier.adapted_colours(frame, boxes, s.colour_model[rows], cues)
         s.center[rows[~found]] = held[~found]
         s.judged(rows, score, ~found, cues)
 
@@ -359,24 +350,3 @@ def boxes_of(s: Targets) -> np.ndarray:
     """The targets' N x 4 boxes."""
     size = s.base_size * s.scale[:, None]
     return np.concatenate([s.center - size / 2, size], axis=1)
-
-
-def as_box_array(boxes) -> np.ndarray:
-    """One x, y, w, h box or an N x 4 array of them, as an N x 4 float64 array (N >= 1)."""
-    try:
-        array = np.asarray(boxes, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise BoxError(f"a box must be 4 numbers x, y, w, h, got {boxes!r}") from None
-    if array.ndim == 1 and array.size == 4:
-        array = array[None]
-    if array.ndim != 2 or array.shape[1] != 4:
-        raise BoxError(f"a box must be 4 numbers x, y, w, h and boxes an N x 4 array, got shape {array.shape}")
-    if not len(array):
-        raise BoxError("no boxes given: pass at least one x, y, w, h")
-    return array
-
-
-def check_unique(ids: list[int]) -> None:
-    repeated = sorted({i for i in ids if ids.count(i) > 1})
-    if repeated:
-        raise TargetError(f"target id {repeated[0]} is given twice")

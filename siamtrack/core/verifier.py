@@ -82,6 +82,17 @@ class Verifier:
         hist = cv2.calcHist([patch], [0, 1, 2], None, [bins] * 3, [0, 256] * 3).ravel()
         return hist / max(hist.sum(), 1.0)
 
+    def adapted_colours(self, frame: np.ndarray, boxes: np.ndarray, models: np.ndarray,
+                        cues: np.ndarray | None) -> np.ndarray:
+        """The targets' colour models, each moved `colour_rate` towards its box's colours where the update judged
+        it confidently tracked (p(failed) < accept); as they were with the rule or a rate of 0."""
+        if cues is None or not self.cfg.colour_rate:
+            return models
+        rate = self.cfg.colour_rate * (self.failed_probability(cues) < self.cfg.accept)
+        boxes_now = np.array([self.colour_histogram(frame, box) if r else model
+                              for box, model, r in zip(boxes, models, rate)])
+        return (1 - rate[:, None]) * models + rate[:, None] * boxes_now
+
     def colour_agreement(self, frame: np.ndarray, boxes: np.ndarray, models: np.ndarray) -> np.ndarray:
         """The Bhattacharyya coefficient of each box's colours and its target's model (1: the same)."""
         return np.array([np.sqrt(self.colour_histogram(frame, box) * model).sum() for box, model in zip(boxes, models)])
