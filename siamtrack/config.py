@@ -53,19 +53,24 @@ LOST_CUES = ("score_vs_first", "score_vs_recent", "sidelobe", "sharpness", "leve
 
 @dataclass
 class VerifierConfig:
-    """Whether a target is lost (siamtrack/core/verifier.py): today's rule on the score (track.lost_ratio,
-    lost_drop, lost_window), or a logistic classifier on cues of the response, the features and the colours,
-    chosen by cross-validation (tools/lost_signal.py)."""
-    kind: str = "rule"  # rule | classifier
+    """Whether a target is lost (siamtrack/core/verifier.py): the rule on the score (track.lost_ratio,
+    lost_drop, lost_window), a logistic classifier on cues of the response, the features and the colours,
+    chosen by cross-validation (tools/lost_signal.py), or both (lost where either says so; a candidate taken
+    back where both agree)."""
+    kind: str = "rule"  # rule | classifier | both
     # classifier: p(failed) = sigmoid(bias + sum of weight x cue), over the cues named (LOST_CUES)
     weights: dict = field(default_factory=dict)
     bias: float = 0.0
     threshold: float = 0.5  # a tracked target whose p(failed) reaches this is lost
-    accept: float = 0.5  # a lost target's candidate (track.redetect) is taken back under this p(failed)
+    # a lost target's candidate (track.redetect): p(not the target) from its own classifier, learnt on
+    # candidates (none: the lost one's), and taken back under `accept`
+    found_weights: dict = field(default_factory=dict)
+    found_bias: float = 0.0
+    accept: float = 0.5
     sidelobe_radius: float = 2.0  # response cells around the peak left out of the sidelobe
     colour_bins: int = 8  # per channel, of the target's colour histogram
-    # the colour model moves this far towards the box's colours at each update judged confidently tracked
-    # (p(failed) < accept): a target whose light changes slowly keeps its colours (0: the first box's, fixed)
+    # the colour model moves this far towards the box's colours at each update judged tracked: a target whose
+    # light changes slowly keeps its colours (0: the first box's, fixed)
     colour_rate: float = 0.0
 
 
@@ -160,7 +165,7 @@ _CHOICES = {"model.xcorr": ("plain", "normalized"),
             "track.scale_filter": ("none", "dsst"),
             "model.input_norm": ("inception", "imagenet"),
             "model.fusion": ("none", "blocks"),
-            "track.verifier.kind": ("rule", "classifier"),
+            "track.verifier.kind": ("rule", "classifier", "both"),
             "train.loss": ("logistic", "contrastive", "triplet")}
 
 # allowed ranges, as (wording, test, keys): a value outside them fails later, deep inside the model,
@@ -252,12 +257,13 @@ def _check_consistency(cfg: Config) -> None:
     if cfg.track.search_size < cfg.track.exemplar_size:
         raise ConfigError(f"config key 'track.search_size' ({cfg.track.search_size}) must be at least "
                           f"'track.exemplar_size' ({cfg.track.exemplar_size})")
-    for cue, weight in cfg.track.verifier.weights.items():
-        if cue not in LOST_CUES:
-            raise ConfigError(f"config key 'track.verifier.weights' names an unknown cue '{cue}' (known: "
-                              f"{', '.join(LOST_CUES)})")
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
-            raise ConfigError(f"config key 'track.verifier.weights.{cue}' must be a finite number, got {weight!r}")
+    for key in ("weights", "found_weights"):
+        for cue, weight in getattr(cfg.track.verifier, key).items():
+            if cue not in LOST_CUES:
+                raise ConfigError(f"config key 'track.verifier.{key}' names an unknown cue '{cue}' (known: "
+                                  f"{', '.join(LOST_CUES)})")
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
+                raise ConfigError(f"config key 'track.verifier.{key}.{cue}' must be a finite number, got {weight!r}")
 
 
 def _fill(obj: Any, data: dict, prefix: str) -> None:

@@ -151,3 +151,13 @@ def test_eval_longterm_scores_the_lost_flags_and_lasot_on_the_same_folder_writes
     assert not list((tmp_path / "lasot").rglob("*_lost.txt"))
     assert lasot.overall["csrt"]["success_auc"] == pytest.approx(row["success_auc"])  # LaSOT's, the same boxes
     assert json.loads((out / "longterm.json").read_text())["seed"] == 3
+
+
+def test_eval_longterm_on_an_otb_folder_scores_the_flag_against_failures_and_otbs_success(hosts, tmp_path):
+    """An OTB-layout folder under the long-term protocol: the target is always there, so the flag is read
+    against the frames where the box failed; the success AUC is OTB's."""
+    longterm = evaluate("longterm", hosts, ["csrt"], tmp_path / "lt").overall["csrt"]
+    otb = evaluate("otb", hosts, ["csrt"], tmp_path / "otb").overall["csrt"]
+    assert longterm["success_auc"] == pytest.approx(otb["success_auc"])
+    assert np.isnan(longterm["absent_flagged"]) and np.isnan(longterm["recovered"])
+    assert 0 <= longterm["tracked_flagged"] <= 1 and longterm["lt_recall"] > 0

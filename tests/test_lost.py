@@ -186,3 +186,21 @@ def test_before_the_first_update_nothing_is_lost():
 def test_bad_lost_settings_are_one_line_errors(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config("siamfc_lite0_fast", [override])
+
+
+def test_the_boxes_file_of_a_run_marks_the_lost_rows_with_the_held_box(tmp_path):
+    """`siamtrack run --boxes`: the `lost` column is 1 while the target is gone, each such row's box the last
+    confident one."""
+    from conftest import write_video
+
+    from siamtrack.cli import main
+    shown = np.repeat([True, False, True], [SEEN, HIDDEN, BACK])
+    frames, truth = walk(shown)
+    video, boxes = write_video(tmp_path / "walk.mp4", frames), tmp_path / "walk.boxes.txt"
+    assert main(["run", str(video), "--bbox", ",".join(str(v) for v in truth[0]), "--boxes", str(boxes),
+                 "--config", MODELS[1], "--device", "cpu", "--quiet", *(a for o in LONG_TERM for a in ("--set", o))]) == 0
+    rows = np.loadtxt(boxes, delimiter=",", ndmin=2)
+    assert open(boxes).readline().strip() == "# frame,id,x,y,w,h,score,lost"
+    lost = rows[:, 7].astype(bool)
+    assert lost[~shown].all() and not lost[:SEEN].any()
+    assert (rows[~shown, 2:6] == rows[SEEN - 1, 2:6]).all()  # held where it was last seen

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import argparse
 import itertools
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -44,6 +46,10 @@ FOLDS = 5
 # whereas the tracker keeps a lost target's scores out of them, so this cue's recorded values are not its own
 LEFT_OUT = ("score_vs_recent",)
 PENALTIES = (0.01, 0.1, 1.0, 10.0)  # L2, on standardised cues, per frame
+# the sign each cue's weight must have (towards failed, or not the target): a set whose fit gives one the other
+# sign (cues that stand in for one another) is not chosen, so that no cue counts against what it measures
+SIGNS = {"score_vs_first": -1, "score_vs_recent": -1, "sidelobe": 1, "sharpness": -1, "level_agreement": -1,
+         "cosine": -1, "colour": -1, "jump": 1}
 STEPS = 300  # Newton steps at most
 
 
@@ -109,8 +115,8 @@ def record(args: argparse.Namespace) -> None:
 
 # --- fit
 
-def load(cache: Path, config: str, folder: str) -> dict[str, np.ndarray]:
-    with np.load(cache_path(cache, config, folder)) as data:
+def load(cache: Path, config: str, folder: str, tag: str = "") -> dict[str, np.ndarray]:
+    with np.load(cache_path(cache, config, folder, tag)) as data:
         found = dict(data)
     found["host"] = np.array([host_of(str(found["names"][s])) for s in found["sequence"]])
     return found
@@ -123,9 +129,11 @@ def host_of(name: str) -> str:
 
 
 def labels(data: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """(failed, used): failed where absent or IoU < FAILED_IOU; used where failed or IoU >= TRACKED_IOU."""
+    """(failed, used): failed where absent or IoU < FAILED_IOU; used where failed or IoU >= TRACKED_IOU, and
+    the update tracked the target (a --deployed recording's updates that searched for it are candidates')."""
     failed = data["absent"] | (data["iou"] < FAILED_IOU)
-    return failed, failed | (data["iou"] >= TRACKED_IOU)
+    tracking = ~data["searched"] if "searched" in data else np.ones(len(failed), dtype=bool)
+    return failed, (failed | (data["iou"] >= TRACKED_IOU)) & tracking
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, penalty: float) -> np.ndarray:
@@ -137,7 +145,7 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, penalty: float) -> np.ndarray:
     ridge = penalty * np.eye(len(w)) / len(x)
     ridge[-1, -1] = 0.0
     for _ in range(STEPS):
-        p = 1 / (1 + np.exp(-design @ w))
+        p = probability(design[:, :-1], w)
         gradient = design.T @ (balance * (p - y)) + ridge @ w
         hessian = (design * (balance * p * (1 - p))[:, None]).T @ design + ridge
         change = np.linalg.solve(hessian + 1e-9 * np.eye(len(w)), gradient)
@@ -151,11 +159,30 @@ def standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x.mean(axis=0), np.maximum(x.std(axis=0), 1e-9)
 
 
-def threshold_for(p: np.ndarray, tracked: np.ndarray, allowed: float) -> float:
-    """The lowest p(failed) threshold flagging at most `allowed` of the tracked frames."""
-    values = np.sort(p[tracked])[::-1]
-    index = int(np.floor(allowed * len(values)))
-    return float(values[index]) + 1e-12 if index < len(values) else 0.0
+def probability(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The logistic p of each row of (standardised) cues, the bias last in `w`."""
+    return 0.5 * (1 + np.tanh(0.5 * (x @ w[:-1] + w[-1])))
+
+
+def flag_at_most(allowed: float) -> Callable[[np.ndarray, np.ndarray], float]:
+    """The lost classifier's threshold rule: the lowest p(failed) flagging at most `allowed` of the tracked
+    frames (the negatives)."""
+    def rule(p: np.ndarray, positive: np.ndarray) -> float:
+        values = np.sort(p[~positive])[::-1]
+        index = int(np.floor(allowed * len(values)))
+        return float(values[index]) + 1e-12 if index < len(values) else 0.0
+    return rule
+
+
+def taken_at_least(precision: float) -> Callable[[np.ndarray, np.ndarray], float]:
+    """The found classifier's threshold rule: the highest p(not the target) under which at least `precision`
+    of the candidates taken back are the target (the negatives)."""
+    def rule(p: np.ndarray, positive: np.ndarray) -> float:
+        order = np.argsort(p, kind="stable")
+        right = np.cumsum(~positive[order]) / np.arange(1, len(order) + 1)
+        reach = np.flatnonzero(right >= precision)
+        return float(p[order][reach[-1]]) + 1e-12 if len(reach) else 0.0
+    return rule
 
 
 def folds_of(hosts: np.ndarray) -> np.ndarray:
@@ -165,20 +192,72 @@ def folds_of(hosts: np.ndarray) -> np.ndarray:
     return np.array([fold[h] for h in hosts])
 
 
-def cross_validated(x: np.ndarray, y: np.ndarray, used: np.ndarray, hosts: np.ndarray, cues: list[int],
-                    penalty: float, allowed: float) -> dict[str, float]:
-    """Held-out scores of a cue set and penalty, each fold's threshold chosen on its own training folds."""
+def held_out(x: np.ndarray, positive: np.ndarray, used: np.ndarray, hosts: np.ndarray, cues: list[int],
+             penalty: float, threshold: Callable) -> np.ndarray:
+    """Each used frame's decision (p >= the threshold) by the model fitted, and thresholded, on the other folds."""
     folds = folds_of(hosts)
-    flagged = np.zeros(len(y), dtype=bool)
+    decided = np.zeros(len(x), dtype=bool)
     for k in range(FOLDS):
-        train, test = (folds != k) & used, folds == k
+        train, test = (folds != k) & used, (folds == k) & used
+        if not train.any() or not test.any():
+            continue
         mean, scale = standardise(x[train][:, cues])
-        w = fit_logistic((x[train][:, cues] - mean) / scale, y[train], penalty)
-        p_train = 1 / (1 + np.exp(-(((x[train][:, cues] - mean) / scale) @ w[:-1] + w[-1])))
-        cut = threshold_for(p_train, ~y[train], allowed)
-        p = 1 / (1 + np.exp(-(((x[test][:, cues] - mean) / scale) @ w[:-1] + w[-1])))
-        flagged[test] = p >= cut
-    return scores(flagged, y, used)
+        w = fit_logistic((x[train][:, cues] - mean) / scale, positive[train], penalty)
+        cut = threshold(probability((x[train][:, cues] - mean) / scale, w), positive[train])
+        decided[test] = probability((x[test][:, cues] - mean) / scale, w) >= cut
+    return decided
+
+
+@dataclass
+class Task:
+    """One classifier to choose: the frames it learns from (positive: failed, or not the target), the cues it
+    may weigh, how its threshold is set, and what it should make most of."""
+    name: str
+    x: np.ndarray
+    positive: np.ndarray
+    used: np.ndarray
+    hosts: np.ndarray
+    offered: list[int]
+    threshold: Callable[[np.ndarray, np.ndarray], float]
+    key: Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[float, str]]  # (decided, positive, used)
+
+    def choose(self, max_cues: int) -> tuple[list[int], float, str]:
+        """The cue set and penalty of the best cross-validated key, and what it scored."""
+        best = None
+        for r in range(1, max_cues + 1):
+            for cues in tqdm(list(itertools.combinations(self.offered, r)), desc=f"{self.name}: {r} cues", leave=False):
+                for penalty in PENALTIES:
+                    raw, _, _ = self.fit(list(cues), penalty)
+                    if any(SIGNS[LOST_CUES[c]] * w < 0 for c, w in zip(cues, raw)):
+                        continue
+                    decided = held_out(self.x, self.positive, self.used, self.hosts, list(cues), penalty, self.threshold)
+                    key, said = self.key(decided, self.positive, self.used)
+                    if best is None or key > best[0] + 1e-9:
+                        best = (key, list(cues), penalty, said)
+        return best[1], best[2], best[3]
+
+    def fit(self, cues: list[int], penalty: float) -> tuple[np.ndarray, float, float]:
+        """Weights on the raw cues, bias and threshold, fitted on every used frame."""
+        x = self.x[self.used][:, cues]
+        mean, scale = standardise(x)
+        w = fit_logistic((x - mean) / scale, self.positive[self.used], penalty)
+        raw, bias = w[:-1] / scale, w[-1] - float((w[:-1] * mean / scale).sum())
+        return raw, bias, self.threshold(probability(x, np.append(raw, bias)), self.positive[self.used])
+
+
+def lost_key(allowed: float):
+    def key(flagged: np.ndarray, failed: np.ndarray, used: np.ndarray) -> tuple[float, str]:
+        caught, false = share(flagged & failed & used, failed & used), share(flagged & ~failed & used, ~failed & used)
+        return caught - 10 * max(0.0, false - allowed), f"failed flagged {caught:.3f}, tracked flagged {false:.3f}"
+    return key
+
+
+def found_key(precision: float):
+    def key(rejected: np.ndarray, bad: np.ndarray, used: np.ndarray) -> tuple[float, str]:
+        taken = used & ~rejected
+        right, reach = share(taken & ~bad, taken), share(taken & ~bad, used & ~bad)
+        return reach - 10 * max(0.0, precision - right), f"good candidates taken {reach:.3f}, of those taken good {right:.3f}"
+    return key
 
 
 def scores(flagged: np.ndarray, failed: np.ndarray, used: np.ndarray, absent: np.ndarray | None = None) -> dict:
@@ -210,41 +289,51 @@ def rule_flags(data: dict[str, np.ndarray], ratio: float, drop: float, window: i
     return flags
 
 
+def tasks(train: list[dict[str, np.ndarray]], args: argparse.Namespace) -> list[Task]:
+    """The lost classifier (tracked frames: failed or tracked) and, from a --deployed recording, the found one
+    (the candidates of the updates that searched: not the target, or the target at IoU >= TRACKED_IOU)."""
+    x = np.concatenate([d["cues"] for d in train])
+    hosts = np.concatenate([d["host"] for d in train])
+    failed, used = (np.concatenate(part) for part in zip(*map(labels, train)))
+    deployed = all("searched" in d for d in train)  # its recent scores are the tracker's own
+    offered = [i for i, cue in enumerate(LOST_CUES) if deployed or cue not in LEFT_OUT]
+    found = [Task("lost", x, failed, used, hosts, offered, flag_at_most(args.tracked_flagged),
+                  lost_key(args.tracked_flagged))]
+    if deployed:
+        searched, absent, candidate = (np.concatenate([d[k] for d in train]) for k in ("searched", "absent",
+                                                                                       "candidate_iou"))
+        good = searched & ~absent & (candidate >= TRACKED_IOU)
+        bad = searched & (absent | (candidate < FAILED_IOU))
+        found.append(Task("found", x, bad, good | bad, hosts, [i for i in offered if LOST_CUES[i] != "jump"],
+                          taken_at_least(args.accept_precision), found_key(args.accept_precision)))
+    return found
+
+
 def fit(args: argparse.Namespace) -> None:
     for config in args.config:
-        train = [load(args.cache, config, folder) for folder in args.train]
-        x = np.concatenate([d["cues"] for d in train])
-        failed, used = (np.concatenate(part) for part in zip(*map(labels, train)))
-        hosts = np.concatenate([d["host"] for d in train])
-        print(f"\n{Path(config).stem}: {used.sum()} frames of {' + '.join(args.train)} ({failed[used].sum()} failed, "
-              f"{(used & ~failed).sum()} tracked); {FOLDS} folds by host sequence; threshold: at most "
-              f"{args.tracked_flagged:.0%} of the training folds' tracked frames flagged")
-        offered = [i for i, cue in enumerate(LOST_CUES) if cue not in LEFT_OUT]
-        subsets = [list(c) for r in range(1, args.max_cues + 1) for c in itertools.combinations(offered, r)]
-        best = None
-        for cues in tqdm(subsets, desc="cue sets", leave=False):
-            for penalty in PENALTIES:
-                found = cross_validated(x, failed, used, hosts, cues, penalty, args.tracked_flagged)
-                key = found["failed flagged"] - 10 * max(0.0, found["tracked flagged"] - args.tracked_flagged)
-                if best is None or key > best[0] + 1e-9:
-                    best = (key, cues, penalty, found)
-        _, cues, penalty, found = best
-        names = [LOST_CUES[c] for c in cues]
-        print(f"  chosen: {', '.join(names)}, L2 {penalty}; cross-validated: " + fmt(found))
-        mean, scale = standardise(x[used][:, cues])
-        w = fit_logistic((x[used][:, cues] - mean) / scale, failed[used], penalty)
-        raw = w[:-1] / scale
-        bias = w[-1] - float((w[:-1] * mean / scale).sum())
-        p = 1 / (1 + np.exp(-(x[used][:, cues] @ raw + bias)))
-        cut = threshold_for(p, ~failed[used], args.tracked_flagged)
-        print("  config (track.verifier):")
-        print("    kind: classifier\n    weights: {" + ", ".join(f"{n}: {v:.4g}" for n, v in zip(names, raw)) + "}")
-        print(f"    bias: {bias:.4g}\n    threshold: {cut:.4g}")
+        train = [load(args.cache, config, folder, args.tag) for folder in args.train]
+        print(f"\n{Path(config).stem}: {' + '.join(args.train)}{' (' + args.tag + ')' if args.tag else ''}, "
+              f"{FOLDS} folds by host sequence")
+        config_lines = ["kind: classifier"]
+        lost = None
+        for task in tasks(train, args):
+            print(f"  {task.name}: {task.used.sum()} frames, {task.positive[task.used].sum()} positive")
+            cues, penalty, said = task.choose(args.max_cues)
+            raw, bias, cut = task.fit(cues, penalty)
+            print(f"    chosen: {', '.join(LOST_CUES[c] for c in cues)}, L2 {penalty}; cross-validated: {said}")
+            weights = "{" + ", ".join(f"{LOST_CUES[c]}: {v:.4g}" for c, v in zip(cues, raw)) + "}"
+            if task.name == "lost":
+                lost = (cues, raw, bias, cut)
+                config_lines += [f"weights: {weights}", f"bias: {bias:.4g}", f"threshold: {cut:.4g}"]
+            else:
+                config_lines += [f"found_weights: {weights}", f"found_bias: {bias:.4g}", f"accept: {cut:.4g}"]
+        print("  config (track.verifier):\n" + "\n".join(f"    {line}" for line in config_lines))
         t = load_config(config).track
+        cues, raw, bias, cut = lost
         for folder in args.validate:
-            data = load(args.cache, config, folder)
+            data = load(args.cache, config, folder, args.tag)
             f, u = labels(data)
-            flags = 1 / (1 + np.exp(-(data["cues"][:, cues] @ raw + bias))) >= cut
+            flags = probability(data["cues"][:, cues], np.append(raw, bias)) >= cut
             rule = rule_flags(data, t.lost_ratio, t.lost_drop, t.lost_window)
             print(f"  {folder} ({len(f)} updates, {data['absent'].sum()} absent, {(f & ~data['absent']).sum()} "
                   f"present failed): classifier " + fmt(scores(flags, f, u, data["absent"])))
@@ -271,7 +360,11 @@ def main() -> None:
     learn.add_argument("--validate", nargs="*", default=[], help="cached folder names to score at the chosen setting")
     learn.add_argument("--tracked-flagged", type=float, default=0.02,
                        help="the share of tracked frames the threshold may flag (default 0.02)")
+    learn.add_argument("--tag", default="", help="the recording's (record --tag)")
     learn.add_argument("--max-cues", type=int, default=len(LOST_CUES), help="cues in a set, at most")
+    learn.add_argument("--accept-precision", type=float, default=0.9,
+                       help="--deployed recordings: the share of candidates taken back that must be the target "
+                            "(default 0.9)")
     for command in (rec, learn):
         command.add_argument("--config", nargs="+", required=True, help="shipped config names or YAML paths")
         command.add_argument("--cache", type=Path, default=Path("/tmp/lost_signal"), help="where the cues are kept")

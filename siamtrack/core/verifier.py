@@ -65,8 +65,13 @@ class Verifier:
     def __init__(self, track: TrackConfig):
         self.track = track
         self.cfg = track.verifier
-        self.classifier = self.cfg.kind == "classifier"
+        self.classifier = self.cfg.kind in ("classifier", "both")
+        self.rule = self.cfg.kind in ("rule", "both")
         self.weights = np.array([float(self.cfg.weights.get(cue, 0.0)) for cue in LOST_CUES])
+        # a candidate's p(not the target): its own classifier where the config has one, else the lost one's
+        found = self.cfg.found_weights or self.cfg.weights
+        self.found_weights = np.array([float(found.get(cue, 0.0)) for cue in LOST_CUES])
+        self.found_bias = self.cfg.found_bias if self.cfg.found_weights else self.cfg.bias
 
     # --- the target's colours
 
@@ -85,10 +90,10 @@ class Verifier:
     def adapted_colours(self, frame: np.ndarray, boxes: np.ndarray, models: np.ndarray,
                         cues: np.ndarray | None) -> np.ndarray:
         """The targets' colour models, each moved `colour_rate` towards its box's colours where the update judged
-        it confidently tracked (p(failed) < accept); as they were with the rule or a rate of 0."""
+        it tracked (p(failed) under the threshold); as they were with the rule or a rate of 0."""
         if cues is None or not self.cfg.colour_rate:
             return models
-        rate = self.cfg.colour_rate * (self.failed_probability(cues) < self.cfg.accept)
+        rate = self.cfg.colour_rate * (self.failed_probability(cues) < self.cfg.threshold)
         boxes_now = np.array([self.colour_histogram(frame, box) if r else model
                               for box, model, r in zip(boxes, models, rate)])
         return (1 - rate[:, None]) * models + rate[:, None] * boxes_now
@@ -103,19 +108,21 @@ class Verifier:
               colour_models: np.ndarray, moved: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Whether each tracked target is lost at its peak, and the cues that said so (None for the rule).
         `boxes`: where the peaks put them; `moved`: the centres' shift this frame, px."""
+        ruled = self.rule_lost(history) if self.rule else np.zeros(len(boxes), dtype=bool)
         if not self.classifier:
-            return self.rule_lost(history), None
+            return ruled, None
         cues = self.cues(frame, peaks, history, boxes, colour_models, moved)
-        return self.failed_probability(cues) >= self.cfg.threshold, cues
+        return ruled | (self.failed_probability(cues) >= self.cfg.threshold), cues
 
     def accept(self, frame: np.ndarray, peaks: PeakMaps, history: ScoreHistory, boxes: np.ndarray,
                colour_models: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Whether each lost target's candidate (its best peak in its tiles) is the target, taken back, and its
         cues. A candidate has not moved the box: its jump counts as none."""
+        ruled = ~self.rule_lost(history) if self.rule else np.ones(len(boxes), dtype=bool)
         if not self.classifier:
-            return ~self.rule_lost(history), None
+            return ruled, None
         cues = self.cues(frame, peaks, history, boxes, colour_models, np.zeros(len(boxes)))
-        return self.failed_probability(cues) < self.cfg.accept, cues
+        return ruled & (logistic(self.found_bias + cues @ self.found_weights) < self.cfg.accept), cues
 
     def rule_lost(self, history: ScoreHistory) -> np.ndarray:
         """The rule: the score under lost_ratio x the target's first update's (a slow drift onto background) or
@@ -128,8 +135,8 @@ class Verifier:
         return drifted | dropped
 
     def failed_probability(self, cues: np.ndarray) -> np.ndarray:
-        """The classifier's p(failed) of each row of cues."""
-        return 0.5 * (1.0 + np.tanh(0.5 * (self.cfg.bias + cues @ self.weights)))  # the logistic, never overflowing
+        """The lost classifier's p(failed) of each row of cues."""
+        return logistic(self.cfg.bias + cues @ self.weights)
 
     # --- cues
 
@@ -163,6 +170,11 @@ class Verifier:
             "jump": moved / np.sqrt(np.prod(boxes[:, 2:], axis=1)),
         }
         return np.clip(np.stack([values[cue] for cue in LOST_CUES], axis=1), -CUE_LIMIT, CUE_LIMIT)
+
+
+def logistic(z: np.ndarray) -> np.ndarray:
+    """1 / (1 + e^-z), never overflowing."""
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
 def cosine(peaks: PeakMaps, cell: torch.Tensor) -> torch.Tensor:

@@ -122,6 +122,18 @@ def _lasot_experiment(root: Path, dirs: dict, name: str = "LaSOT") -> Experiment
     return FolderExperiment(FolderDataset(find_lasot(root, "test")), name, **dirs)
 
 
+def _longterm_experiment(root: Path, dirs: dict) -> ExperimentOTB:
+    """Long-term sequences in LaSOT's layout (tools/make_longterm.py), or an OTB-layout folder (the target
+    always there: the lost flag against the frames where the box failed), scored by
+    siamtrack.evaluation.longterm."""
+    if _layout(root) == "otb":
+        return FolderExperiment(FolderDataset(find_otb(root)), "LongTerm", **dirs)
+    if _layout(root) != "lasot":
+        raise EvaluationError(f"{root}: neither long-term sequences in LaSOT's layout (CLASS/CLASS-N/img/*.jpg, "
+                              "groundtruth.txt; tools/make_longterm.py) nor an OTB-layout folder")
+    return _lasot_experiment(root, dirs, "LongTerm")
+
+
 def _trackingnet_experiment(root: Path, dirs: dict) -> ExperimentOTB:
     """A TrackingNet chunk folder (frames/, anno/), or the top folder, whose TEST chunk it runs."""
     layout = _layout(root)
@@ -171,8 +183,7 @@ EXPERIMENTS = {
                                                      **dirs),
     "nfs": lambda root, dirs: ExperimentNfS(str(root), fps=NFS_FPS, **dirs),
     "lasot": _lasot_experiment,
-    # long-term sequences in LaSOT's layout (tools/make_longterm.py), scored by siamtrack.evaluation.longterm
-    "longterm": lambda root, dirs: _lasot_experiment(root, dirs, "LongTerm"),
+    "longterm": _longterm_experiment,
     "trackingnet": _trackingnet_experiment,
 }
 GOT10K_REPORTS = frozenset(EXPERIMENTS) - {"lasot", "longterm", "trackingnet"}  # the benchmarks got10k itself scores
