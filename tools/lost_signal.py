@@ -1,23 +1,30 @@
 """Choose the lost signal (track.verifier) by cross-validation on cached cues.
 
 `record` tracks every sequence of the --data folders (OTB layout, or long-term folders in LaSOT's layout
-from tools/make_longterm.py) with each --config, the verifier computing its cues on every update but never
-judging a target lost, and the search off: per update the IoU with the ground truth, whether the target is
-absent, the score and the cues (siamtrack.config.LOST_CUES). One .npz per config and folder in --cache.
+from tools/make_longterm.py) with each --config and caches, per update, the IoU of the box with the ground
+truth, whether the target is absent, the score and the verifier's cues (siamtrack.config.LOST_CUES). By
+default the tracker computes the cues but never judges a target lost and does not search (the cues of every
+frame); with --deployed it runs the config's verifier and search (and --set overrides), and each update
+also records whether it searched for a lost target and the IoU of the candidate it weighed: the frames a
+verifier meets when it is in use. One .npz per config, --tag and folder in --cache.
 
-`fit` learns the logistic classifier of the verifier on the --train folders' cues: a frame is failed where
-the target is absent or the box's IoU < 0.1, tracked where its IoU >= 0.5 (the frames between are left
-out). Cues are standardised, an L2 penalty and the cues used are chosen by cross-validation with folds by
-host sequence (a long-term sequence and its host's other versions fall in one fold), and the threshold is
-the lowest p(failed) flagging at most --tracked-flagged of the held-out tracked frames. Each --validate
-folder is then scored at that setting (never chosen on), beside the rule siamtrack used before
-(track.lost_ratio, lost_drop): absent frames flagged, tracked frames flagged, and the flag's precision and
-recall against the frames where the target is there and the box failed (issue 23). It prints the weights
-to put in the config (track.verifier).
+`fit` learns, on the --train folders' cues, the lost classifier (a tracked frame is failed where the
+target is absent or IoU < 0.1, tracked where IoU >= 0.5; the threshold flags at most --tracked-flagged of
+the tracked frames) and, from a --deployed recording, the found classifier (a candidate is the target at
+IoU >= 0.5, not it where absent or IoU < 0.1; the threshold takes back candidates of which at least
+--accept-precision are the target). For each, the cues (every subset up to --max-cues, each weight of the
+sign its cue calls for) and the L2 penalty are chosen by 5-fold cross-validation with folds by host
+sequence (a long-term sequence and its host's other version fall in one fold). It prints the config
+(track.verifier) and scores each --validate folder at that setting beside the score rule (track.lost_ratio,
+lost_drop, lost_window): absent and tracked frames flagged, and the flag's precision and recall against the
+frames where the target is there and the box failed (issue 23). Choose on training data and validate on
+val_long, never on otb_mini.
 
-    python tools/lost_signal.py record --config siamfc_lite0_fast siamfc_lite0 \
-        --data /tmp/longterm/train /tmp/longterm/val_long ../shared/data/val_long
-    python tools/lost_signal.py fit --config siamfc_lite0_fast --train train --validate val_long_lt val_long
+    python tools/lost_signal.py record --config siamfc_lite0_fast --data runs/lt_train
+    python tools/lost_signal.py fit --config siamfc_lite0_fast --train lt_train --max-cues 5
+    python tools/lost_signal.py record --deployed --tag c1 --config siamfc_lite0_fast --data runs/lt_train \
+        --set track.verifier.kind=both ...
+    python tools/lost_signal.py fit --config siamfc_lite0_fast --tag c1 --train lt_train --kind both
 """
 from __future__ import annotations
 
@@ -314,7 +321,7 @@ def fit(args: argparse.Namespace) -> None:
         train = [load(args.cache, config, folder, args.tag) for folder in args.train]
         print(f"\n{Path(config).stem}: {' + '.join(args.train)}{' (' + args.tag + ')' if args.tag else ''}, "
               f"{FOLDS} folds by host sequence")
-        config_lines = ["kind: classifier"]
+        config_lines = [f"kind: {args.kind}"]
         lost = None
         for task in tasks(train, args):
             print(f"  {task.name}: {task.used.sum()} frames, {task.positive[task.used].sum()} positive")
@@ -361,6 +368,8 @@ def main() -> None:
     learn.add_argument("--tracked-flagged", type=float, default=0.02,
                        help="the share of tracked frames the threshold may flag (default 0.02)")
     learn.add_argument("--tag", default="", help="the recording's (record --tag)")
+    learn.add_argument("--kind", choices=("classifier", "both"), default="classifier",
+                       help="the verifier's kind the printed config names (both: with the score rule)")
     learn.add_argument("--max-cues", type=int, default=len(LOST_CUES), help="cues in a set, at most")
     learn.add_argument("--accept-precision", type=float, default=0.9,
                        help="--deployed recordings: the share of candidates taken back that must be the target "
