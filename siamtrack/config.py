@@ -85,6 +85,20 @@ class RedetectConfig:
 
 
 @dataclass
+class WarpConfig:
+    """Exemplar warps (siamtrack/core/warps.py): the first frame's exemplar also cut turned and stretched, each
+    embedded once at init; each frame the target's current warp and its neighbours are correlated. Off by
+    default (angle_step 0, stretch_step 1): kept only where tools/choose.py's families rule chose it."""
+    angle_step: float = 0.0  # degrees between the bank's turns (0: no turns)
+    angle_max: float = 180.0  # degrees each way the bank turns; 180: the whole circle, wrapping round
+    stretch_step: float = 1.0  # width / height factor between the bank's stretches (1: no stretches)
+    stretch_max: float = 1.5  # the largest stretch each way (width x f, height / f, and the reverse)
+    penalty: float = 0.97  # a neighbouring warp's peak is weighed by this against the current warp's
+    box_lr: float = 0.5  # how far the box's aspect moves each frame towards the chosen warp's
+    turn_box: bool = False  # the box also follows the turn: an ellipse in the first box, turned, bounds it
+
+
+@dataclass
 class TrackConfig:
     exemplar_size: int = 127
     search_size: int = 255
@@ -110,8 +124,10 @@ class TrackConfig:
     # each frame and target, the share moves with how sharp each level's response is (fusion_weight: its
     # value where both are as sharp; siamtrack/fusion.py)
     fusion_adaptive: bool = False
+    fusion_floor: float = 0.0  # with fusion_adaptive: the least share the deep level keeps (0: no floor)
     scale_filter: str = "none"  # none: the pyramid alone sizes the box; dsst: a DSST filter refines its size
     dsst: DSSTConfig = field(default_factory=DSSTConfig)
+    warps: WarpConfig = field(default_factory=WarpConfig)
     verifier: VerifierConfig = field(default_factory=VerifierConfig)
     redetect: RedetectConfig = field(default_factory=RedetectConfig)
 
@@ -177,17 +193,20 @@ _RANGES = (
         "track.dsst.scales",
         "track.dsst.interpolated", "track.dsst.step", "track.dsst.sigma", "track.dsst.model_area", "track.dsst.cell",
         "track.verifier.sidelobe_radius", "track.verifier.colour_bins", "track.redetect.tile_step",
-        "model.fusion_blocks", "train.epochs", "train.batch_size", "train.lr_start", "train.lr_end", "train.max_gap",
+        "model.fusion_blocks", "track.warps.angle_max",
+        "train.epochs", "train.batch_size", "train.lr_start", "train.lr_end", "train.max_gap",
         "train.positive_radius", "train.pairs_per_epoch", "train.log_interval"}),
     (">= 0", lambda v: v >= 0, {
         "reference_fps", "model.adjust", "model.exemplar_crop", "track.context", "track.lost_ratio", "track.lost_drop",
-        "track.cpu_search_batch", "track.dsst.regularisation", "track.dsst.min_area", "track.redetect.tiles",
-        "track.redetect.near_frames", "train.margin",
+        "track.cpu_search_batch", "track.warps.angle_step", "track.redetect.tiles", "track.redetect.near_frames",
+        "track.dsst.regularisation", "track.dsst.min_area", "train.margin",
         "train.weight_decay", "train.num_workers", "train.seed", "train.val_pairs", "train.translate",
         "train.backbone_lr"}),
+    (">= 1", lambda v: v >= 1, {"track.warps.stretch_step", "track.warps.stretch_max"}),
     ("between 0 and 1", lambda v: 0 <= v <= 1, {
         "track.scale_penalty", "track.scale_lr", "track.window_influence", "track.dsst.learning_rate",
-        "track.fusion_weight", "track.verifier.threshold", "track.verifier.accept", "track.verifier.colour_rate",
+        "track.fusion_weight", "track.fusion_floor", "track.warps.penalty", "track.warps.box_lr",
+        "track.verifier.threshold", "track.verifier.accept", "track.verifier.colour_rate",
         "train.momentum", "train.val_fraction", "train.stretch", "train.color_jitter",
         "train.gray_prob"}),
 )

@@ -56,11 +56,19 @@ def check_box(box, width: int, height: int) -> np.ndarray:
     return box
 
 
+def reaches_past(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Which of N x 4 boxes reach past the width x height frame (a bool per box)."""
+    x, y, w, h = boxes.T
+    return (x < 0) | (y < 0) | (x + w > width) | (y + h > height)
+
+
 def clip_to_frame(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
-    """N x 4 boxes cut to the part of each inside the width x height frame (checked boxes overlap it)."""
+    """N x 4 boxes cut to the part of each inside the width x height frame (checked boxes overlap it); a box
+    inside is returned as it was, to the last bit (x + w - x is not always w in floating point)."""
     corners = np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1)
     corners = np.clip(corners, 0, [width, height, width, height])
-    return np.concatenate([corners[:, :2], corners[:, 2:] - corners[:, :2]], axis=1)
+    cut = np.concatenate([corners[:, :2], corners[:, 2:] - corners[:, :2]], axis=1)
+    return np.where(reaches_past(boxes, width, height)[:, None], cut, boxes)
 
 
 def check_boxes(boxes: np.ndarray, width: int, height: int, ids=None) -> None:

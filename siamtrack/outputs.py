@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .core.tracker import Answers
+from .core.targets import Answers
 from .draw import RED, draw_boxes, draw_caption, target_colour
 from .errors import SiamtrackError
 from .video import VideoOutput
@@ -55,7 +55,9 @@ def annotate(frame_rgb: np.ndarray, answers: Answers, fps: float) -> np.ndarray:
     several = len(ids) > 1
     draw_boxes(bgr, [(box, RED if gone else target_colour(i), f"{i}" if several else "")
                      for i, box, gone in zip(ids, answers.boxes, lost)])
-    if several:
+    if np.isnan(answers.scores).all():  # the frame the boxes were given on: nothing tracked, nothing timed yet
+        caption = f"{len(ids)} targets given" if several else "the given box"
+    elif several:
         caption = f"{fps:.1f} fps  {len(ids)} targets" + (f", {lost.sum()} lost" if lost.any() else "")
     else:
         caption = f"{fps:.1f} fps  score {answers.scores[0]:.2f}" + ("  TARGET LOST" if lost[0] else "")

@@ -17,7 +17,7 @@ from .core.tracker import SiamFCTracker
 from .draw import GREEN, RED, draw_boxes, draw_caption
 from .errors import BoxError, OutputError, SiamtrackError, SourceError
 from .outputs import RunOutputs, annotate, write_frame
-from .sources import OTB_FRAMES, FrameSource
+from .sources import OTB_FRAMES, FrameSource, is_camera_index
 from .synthetic import SyntheticClip
 from .text import plural
 from .video import VideoOutput
@@ -82,7 +82,7 @@ class RunOptions:
 
 def is_live(source: str) -> bool:
     """A camera index or a stream URL, as SOURCE is given on the command line."""
-    return source.isdigit() or "://" in source
+    return is_camera_index(source) or "://" in source
 
 
 def run_options(source: str, output: str | None = None, boxes: str | None = None, show: bool = False,

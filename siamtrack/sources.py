@@ -13,7 +13,10 @@ import numpy as np
 from .datasets import FRAME_SUFFIXES, ONE_BASED, OTB_GT_GLOB, list_frames, natural_key, parse_boxes, to_zero_based
 from .errors import SourceError
 
-FIRST_RETRY_WAIT, LONGEST_RETRY_WAIT = 0.25, 2.0  # seconds between attempts to reopen a lost stream
+# seconds before each attempt to reopen a lost stream, doubling from the second on: a stream that opens and
+# then gives no frame is retried at this pace too, never in a tight loop (7,585 requests in 10 s, once)
+FIRST_RETRY_WAIT, LONGEST_RETRY_WAIT = 0.25, 2.0
+MAX_CAMERA_INDEX = 99  # OpenCV reads an index from 100 up as a backend's number plus a camera's
 SNIFF_BYTES = 4096  # how much of a file is read to tell text from a video container
 # text formats FFmpeg opens as streams (HLS playlists, raw YUV4MPEG video, SDP descriptions): not refused as text
 TEXT_STREAM_HEADS = (b"#EXTM3U", b"YUV4MPEG2", b"v=0")
@@ -98,6 +101,8 @@ class CaptureSource(FrameSource):
         count = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT))
         super().__init__(description, fps if 0 < fps < 1000 else default_fps,
                          None if is_live or count <= 0 else count, is_live)
+        self._finite = count > 0  # a file, even behind a URL: once read to its end, it has ended
+        self._retry_wait = 0.0  # before the next attempt to reopen; grows until a frame comes
 
     def __iter__(self) -> Iterator[np.ndarray]:
         return self._live_frames() if self.is_live else self._file_frames()
@@ -125,19 +130,26 @@ class CaptureSource(FrameSource):
                 if deadline is not None:  # back after an outage
                     self.gaps.append(now - last_frame_at)
                 self.frame_index = position
-                position, last_frame_at, deadline = position + 1, now, None
+                position, last_frame_at, deadline, self._retry_wait = position + 1, now, None, 0.0
                 yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
                 continue
+            if self._finite and position:  # a video file served over the network (http mp4): played once
+                self.ended = "end of file"
+                return
             if deadline is None:
                 deadline = time.monotonic() + self.reconnect
             if not self._reopen(deadline):
                 return
 
     def _reopen(self, deadline: float) -> bool:
-        """Reopen the target until it opens (True) or `deadline` passes (False, with `ended` saying so)."""
-        wait = FIRST_RETRY_WAIT
+        """Reopen the target, after a wait that doubles with each attempt since the last frame, until it opens
+        (True) or `deadline` passes (False, with `ended` saying so)."""
         while not self._stopped.is_set():
+            self._stopped.wait(min(self._retry_wait, max(0.0, deadline - time.monotonic())))
+            self._retry_wait = min(max(2 * self._retry_wait, FIRST_RETRY_WAIT), LONGEST_RETRY_WAIT)
             left = deadline - time.monotonic()
+            if self._stopped.is_set():
+                break
             if left <= 0:
                 self.ended = (f"stream lost: not back after {self.reconnect:g} s of reconnecting" if self.reconnect
                               else "stream ended")
@@ -146,8 +158,6 @@ class CaptureSource(FrameSource):
             self.capture = _open_capture(self.target, min(self.timeout, left))
             if self.capture.isOpened():
                 return True
-            self._stopped.wait(min(wait, max(0.0, deadline - time.monotonic())))
-            wait = min(2 * wait, LONGEST_RETRY_WAIT)
         self.capture.release()  # close() may have released the one before this
         return False
 
@@ -240,7 +250,9 @@ def open_source(spec: str, default_fps: float = 30.0, timeout: float = 10.0, rec
         raise SourceError(f"the stream timeout must be > 0 seconds, got {timeout}")
     if not reconnect >= 0:
         raise SourceError(f"the reconnect time must be >= 0 seconds, got {reconnect}")
-    if spec.isdigit():
+    if is_camera_index(spec):
+        if int(spec) > MAX_CAMERA_INDEX:
+            raise SourceError(f"camera {spec}: a camera index is a number from 0 to {MAX_CAMERA_INDEX}")
         return LatestFrameSource(CaptureSource(int(spec), f"camera {spec}", True, default_fps, reconnect=reconnect))
     if "://" in spec:
         return LatestFrameSource(CaptureSource(spec, spec, True, default_fps, timeout, reconnect))
@@ -258,6 +270,11 @@ def open_source(spec: str, default_fps: float = 30.0, timeout: float = 10.0, rec
         raise SourceError(f"{spec}: a text file, not a video (give a video file, a folder of frames, "
                           "a camera index or a stream URL)")
     return CaptureSource(str(path), spec, is_live=False, default_fps=default_fps)
+
+
+def is_camera_index(spec: str) -> bool:
+    """Whether SOURCE names a camera: ASCII digits only (str.isdigit takes '²' too)."""
+    return spec.isascii() and spec.isdigit()
 
 
 def is_text(head: bytes) -> bool:

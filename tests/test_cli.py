@@ -79,8 +79,8 @@ def test_run_reads_a_folder_of_frames(clip, tmp_path):
     (["run", "VIDEO", "--bbox", "1,2,0,4"], "positive width and height"),
     (["run", "VIDEO"], "no --bbox given and no display"),
     (["run", "VIDEO", "--bbox", "1,2,3,4", "--show"], "--show needs a display"),
-    (["run", "VIDEO", "--bbox", "1,2,3,4", "--set", "track.nope=1"], "unknown config key 'track.nope'"),
-    (["run", "VIDEO", "--bbox", "1,2,3,4", "--weights", "nope.pt"], "weights file not found: nope.pt"),
+    (["run", "VIDEO", "--bbox", "1,2,30,40", "--set", "track.nope=1"], "unknown config key 'track.nope'"),
+    (["run", "VIDEO", "--bbox", "1,2,30,40", "--weights", "nope.pt"], "weights file not found: nope.pt"),
 ])
 def test_bad_input_is_a_one_line_error(video, argv, message, capsys, monkeypatch):
     monkeypatch.delenv("DISPLAY", raising=False)

@@ -26,7 +26,7 @@ from siamtrack.datasets import ONE_BASED, load_sequences
 from siamtrack.errors import EvaluationError, SiamtrackError
 from siamtrack.evaluation import evaluate
 from siamtrack.evaluation.benchmark import open_benchmark
-from siamtrack.evaluation.jobs import plan
+from siamtrack.evaluation.jobs import Work, plan
 from siamtrack.evaluation.metrics import overlaps, sequence_curves
 from siamtrack.evaluation.registry import build_tracker
 from siamtrack.evaluation.report import summary_markdown
@@ -672,3 +672,31 @@ def test_tools_scripts_run_the_same_evaluation(otb, tmp_path, dataset):
                            "--out", str(out), "--quiet"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "| kcf |" in done.stdout and (out / "summary.md").is_file()
+
+
+def test_the_driver_builds_no_model_and_needs_no_gpu_when_the_jobs_run_elsewhere(otb, tmp_path, monkeypatch):
+    """A cluster run with --device cuda: the driver checks the config and weights and builds nothing; here a
+    runner stands in for the cluster's GPU nodes, running each job on the CPU in this process."""
+    from dataclasses import replace
+
+    from siamtrack.core.model import Model
+    from siamtrack.evaluation.jobs import run_job
+    devices, load = [], Model.load.__func__
+
+    def recorded(cls, config=None, weights=None, device="auto", *args, **kwargs):
+        devices.append(device)
+        return load(cls, config, weights, device, *args, **kwargs)
+
+    class GpuNodes:
+        runs_here = False
+
+        def run(self, benchmark, trackers, jobs):
+            on_cpu = {label: spec and replace(spec, device="cpu") for label, spec in trackers.items()}
+            assert trackers["siamfc_lite0_fast"].device == "cuda"  # as the driver hands them over
+            work = Work(benchmark, on_cpu, threads=1)
+            yield from (run_job(work, job) for job in jobs)
+
+    monkeypatch.setattr(Model, "load", classmethod(recorded))
+    summary = evaluate("otb", otb, ["siamfc_lite0_fast"], tmp_path / "out", TrackerSpec(device="cuda"),
+                       runner=GpuNodes())
+    assert set(devices) == {"cpu"} and len(summary.sequences) == len(SEQUENCES)

@@ -122,6 +122,15 @@ def test_the_adaptive_weight_moves_toward_the_sharper_level(weight):
     assert fixed.deep_share(sharp.expand(1, 3, 25, 25), blurred.expand(1, 3, 25, 25)).item() == pytest.approx(weight)
 
 
+def test_the_floor_keeps_the_deep_levels_least_share():
+    """Where the shallow response is much the sharper, the adaptive share falls under the floor and stays there."""
+    sharp, blurred = (peak(25, sigma).expand(1, 3, 25, 25) for sigma in (1.0, 6.0))
+    free = ResponseFusion(TrackConfig(fusion_weight=0.5, fusion_adaptive=True)).deep_share(blurred, sharp).item()
+    floored = ResponseFusion(TrackConfig(fusion_weight=0.5, fusion_adaptive=True, fusion_floor=0.4))
+    assert free < 0.4 and floored.deep_share(blurred, sharp).item() == pytest.approx(0.4)
+    assert floored.deep_share(sharp, blurred).item() > 0.5  # above the floor it changes nothing
+
+
 @pytest.mark.parametrize("level", [FAST_BLOCKS, FAST_POOLED], ids=LEVELS)
 def test_several_fused_targets_get_the_boxes_each_gets_alone(clip, level):
     """The fast model puts its pyramid on the exemplar side (one search crop, three kernels a target): each

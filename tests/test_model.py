@@ -17,7 +17,7 @@ from siamtrack.errors import ConfigError
 
 FAST = "siamfc_lite0_fast"
 SHARING = 20  # trackers over one model
-CAR1_FRAMES = 6
+CAR1_FRAMES = 3  # the given box and two updates: each of 20 trackers, on every config and backend
 UNTRAINED = ('weights=""', "model.pretrained=false")  # a config whose weights do not ship: seeded random ones
 
 

@@ -1,6 +1,7 @@
-"""README's code blocks run as written: every Python block in an empty folder; the Usage block's quick
-commands in order in another (each uses what the ones before it wrote); the slow ones, and every other
-siamtrack command in README, parsed, with the folders and files they name checked from the repository."""
+"""README's code blocks, and those of the pages under docs/ it links, run as written: every Python block in an
+empty folder; README's Usage block's quick commands in order in another (each uses what the ones before it
+wrote); the slow ones, and every other siamtrack command, parsed, with the folders and files they name checked
+from the repository."""
 import os
 import re
 import shlex
@@ -18,6 +19,7 @@ from siamtrack.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
+PAGES = "\n".join([README, *(page.read_text() for page in sorted((ROOT / "docs").glob("*.md")))])
 # what README would write where a reader must substitute their own: OTB_DIR, RUN_DIR, video.mp4, host/...
 PLACEHOLDER = re.compile(r"\b[A-Z][A-Z0-9]*_(DIR|PATH|FILE)\b|\bvideo\.mp4\b|://host\b|\[--")
 # Usage commands that take minutes to hours, or a camera: their options are parsed and folders checked only
@@ -26,7 +28,7 @@ FOLDER_OPTIONS = ("--root", "--data", "--sequence")
 RUN_BUDGET_S = 600  # a hang guard: the commands take about a minute on a quiet 2-core machine
 
 
-def code_blocks(language: str, text: str = README) -> list[str]:
+def code_blocks(language: str, text: str = PAGES) -> list[str]:
     return re.findall(rf"^```{language}\n(.*?)^```", text, flags=re.S | re.M)
 
 
@@ -119,3 +121,12 @@ def test_serve_client_block_runs_against_a_server(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_every_page_is_linked_from_readme_and_every_link_leads_somewhere():
+    pages = {page.name for page in (ROOT / "docs").glob("*.md")}
+    assert pages <= set(re.findall(r"\]\(docs/([\w.-]+\.md)", README)), "a docs page README does not link"
+    for page in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+            if "://" not in target:
+                assert (page.parent / target).exists(), f"{page.name} links {target}, which is not there"

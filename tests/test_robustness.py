@@ -450,7 +450,7 @@ def test_damaged_checkpoints(weights, video, tmp_path, damage, message, capsys):
     with pytest.raises(CheckpointError, match=f"^{re.escape(str(bad))}: ") as error:
         SiamFCTracker(FAST_CONFIG, weights=bad, device="cpu")
     assert message in str(error.value) and "\n" not in str(error.value)
-    assert main(["run", str(video), "--bbox", "1,2,3,4", "--weights", str(bad), *FAST]) == 2
+    assert main(["run", str(video), "--bbox", "10,20,30,40", "--weights", str(bad), *FAST]) == 2
     assert message in one_line_error(capsys)
 
 
@@ -553,7 +553,8 @@ def test_an_interrupted_sequence_record_is_redone_on_resume(tmp_path):
 
 def test_sigterm_to_a_training_and_its_data_workers_ends_it_in_one_line(tmp_path):
     """A container stop or `kill -- -PGID` reaches the DataLoader workers too: they exit cleanly and the main
-    process stops, so no worker killed by the signal adds torch's traceback to the one-line "interrupted"."""
+    process stops, saying where the run so far is kept, so no worker killed by the signal adds torch's traceback
+    to the one-line "interrupted"."""
     root = write_otb(tmp_path / "data", sequences=2, frames=6)
     small = ["train.pairs_per_epoch=100000", "train.batch_size=2", "train.num_workers=2", "train.val_fraction=0",
              "train.log_interval=1", "track.exemplar_size=95", "track.search_size=175"]
@@ -566,7 +567,9 @@ def test_sigterm_to_a_training_and_its_data_workers_ends_it_in_one_line(tmp_path
         _, err = run.communicate(timeout=SUBPROCESS_TIMEOUT_S)
     finally:
         run.kill()
-    assert run.returncode == 130 and err.strip() == "siamtrack: interrupted", err
+    kept = f"siamtrack: stopped: {tmp_path / 'out' / 'last.pt'} keeps the run so far; the same command with --resume"
+    assert run.returncode == 130 and err.strip().splitlines() == [f"{kept} goes on from there",
+                                                                   "siamtrack: interrupted"], err
 
 
 def test_a_process_left_with_a_data_worker_still_exits():

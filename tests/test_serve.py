@@ -30,11 +30,13 @@ from siamtrack.serve.frames import decode_frame  # noqa: E402
 from siamtrack.serve.mailbox import Frame, Mailbox  # noqa: E402
 from siamtrack.serve.protocol import Add, Clear, Init, ProtocolError, Remove, TrackUpload, parse_command  # noqa: E402
 from siamtrack.serve.security import is_loopback  # noqa: E402
-from siamtrack.serve.settings import MAX_FRAME_PIXELS, ServeSettings  # noqa: E402
+from siamtrack.serve.settings import DEFAULT_MAX_FRAME_PIXELS, ServeSettings  # noqa: E402
 from siamtrack.sources import FrameSource  # noqa: E402
 from siamtrack.synthetic import SyntheticClip, clip_frames  # noqa: E402
 
 STREAM_FPS = 25.0
+MAX_BOXES = 8
+TEST_HOST = "testserver"  # the Host Starlette's test client sends: a name the test servers answer to
 SPEC = TrackerSpec("siamfc_lite0_fast", device="cpu", backend="eager")  # the quickest to build
 # the demo clip's first frames, moving as they do in its 150: a short clip of its own would move 12x as far a frame
 _frames, _boxes = zip(*islice(clip_frames(150), 12))
@@ -47,6 +49,7 @@ def jpeg(frame_rgb: np.ndarray) -> bytes:
 
 def client(**settings) -> TestClient:
     sessions = Sessions(settings.pop("max_sessions", 2))
+    settings.setdefault("allowed_hosts", (TEST_HOST,))
     app = build_app(ServeSettings(SPEC, max_sessions=sessions.limit, **settings), sessions=sessions)
     test_client = TestClient(app)
     test_client.sessions = sessions
@@ -93,17 +96,17 @@ def iou(a, b) -> float:
 ])
 def test_bad_messages_are_told_what_is_wrong(text, said):
     with pytest.raises(ProtocolError, match=None) as error:
-        parse_command(text)
+        parse_command(text, MAX_BOXES)
     assert said in str(error.value) and len(str(error.value)) < 200
 
 
 def test_messages_parse_into_commands():
-    init = parse_command('{"type": "init", "boxes": [[1, 2, 3, 4], [5, 6, 7, 8.5]]}')
+    init = parse_command('{"type": "init", "boxes": [[1, 2, 3, 4], [5, 6, 7, 8.5]]}', MAX_BOXES)
     assert isinstance(init, Init) and init.boxes.shape == (2, 4) and init.frame is None and init.needs_frame
-    assert isinstance(parse_command('{"type": "add", "boxes": [[1, 2, 3, 4]], "frame": 7}'), Add)
-    assert parse_command('{"type": "remove", "id": 3}') == Remove(3)
-    assert isinstance(parse_command('{"type": "clear"}'), Clear)
-    upload = parse_command('{"type": "track_upload", "boxes": [[1, 2, 3, 4]]}')
+    assert isinstance(parse_command('{"type": "add", "boxes": [[1, 2, 3, 4]], "frame": 7}', MAX_BOXES), Add)
+    assert parse_command('{"type": "remove", "id": 3}', MAX_BOXES) == Remove(3)
+    assert isinstance(parse_command('{"type": "clear"}', MAX_BOXES), Clear)
+    upload = parse_command('{"type": "track_upload", "boxes": [[1, 2, 3, 4]]}', MAX_BOXES)
     assert isinstance(upload, TrackUpload) and not upload.needs_frame
 
 
@@ -129,15 +132,17 @@ def test_mailbox_keeps_commands_in_order_and_only_the_newest_frame():
 
 
 def test_frames_are_checked_before_they_are_decoded():
-    assert decode_frame(jpeg(CLIP.frames[0])).shape == CLIP.frames[0].shape
-    side = int(np.sqrt(MAX_FRAME_PIXELS)) + 1  # a few kilobytes of PNG that would decode past the limit
+    assert decode_frame(jpeg(CLIP.frames[0]), DEFAULT_MAX_FRAME_PIXELS).shape == CLIP.frames[0].shape
+    side = int(np.sqrt(DEFAULT_MAX_FRAME_PIXELS)) + 1  # a few kilobytes of PNG that would decode past the limit
     huge = cv2.imencode(".png", np.zeros((side, side), np.uint8))[1].tobytes()
     with pytest.raises(FrameError, match="larger than this server takes"):
-        decode_frame(huge)
+        decode_frame(huge, DEFAULT_MAX_FRAME_PIXELS)
+    with pytest.raises(FrameError, match="larger than this server takes"):  # the limit is the server's
+        decode_frame(jpeg(CLIP.frames[0]), 640 * 360 - 1)
     with pytest.raises(FrameError, match="JPEG or PNG"):
-        decode_frame(cv2.imencode(".bmp", CLIP.frames[0])[1].tobytes())
+        decode_frame(cv2.imencode(".bmp", CLIP.frames[0])[1].tobytes(), DEFAULT_MAX_FRAME_PIXELS)
     with pytest.raises(FrameError, match="JPEG or PNG"):
-        decode_frame(b"hello")
+        decode_frame(b"hello", DEFAULT_MAX_FRAME_PIXELS)
 
 
 # --- sessions over the WebSocket
@@ -357,7 +362,8 @@ def test_an_uploaded_video_is_tracked_into_rows_and_an_annotated_mp4(tmp_path):
         messages = [ws.receive_json()]
         while messages[-1]["type"] == "progress":
             messages.append(ws.receive_json())
-        assert messages[-1] == {"type": "upload_done", "frames": len(CLIP.frames), "fps": messages[-1]["fps"]}
+        assert messages[-1] == {"type": "upload_done", "frames": len(CLIP.frames), "fps": messages[-1]["fps"],
+                                "stopped": None}
         assert messages[-2] == {"type": "progress", "done": len(CLIP.frames), "total": len(CLIP.frames)}
         rows = test.get(f"/sessions/{session}/upload.boxes.txt")
         assert rows.headers["content-disposition"].startswith("attachment")
@@ -401,7 +407,7 @@ def test_a_page_of_another_site_cannot_open_a_session():
         with pytest.raises(WebSocketDisconnect):
             with test.websocket_connect("/ws", headers={"Origin": "http://evil.example"}):
                 pass
-        with test.websocket_connect("/ws", headers={"Origin": "http://testserver"}) as ws:
+        with test.websocket_connect("/ws", headers={"Origin": f"http://{TEST_HOST}"}) as ws:
             session_start(ws)
 
 

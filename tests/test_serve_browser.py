@@ -24,7 +24,9 @@ from conftest import OTB_MINI, count_frames, require, write_video
 from test_live import needs
 
 ROOT = Path(__file__).resolve().parents[1]
-SCREENSHOT = ROOT / "docs" / "serve_page.png"  # README's picture of the page, taken by the camera test
+# README's picture of the page, taken by the camera test: into docs/ only when asked (tests write only to
+# temporary folders), as `SIAMTRACK_DOCS_IMAGES=1 pytest tests/test_serve_browser.py -k camera` does
+DOCS_SCREENSHOT = ROOT / "docs" / "serve_page.png"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 FAST = "siamfc_lite0_fast"
 SEQUENCE, LOOP_FRAMES, CAMERA_FPS = "Car1", 40, 15  # frames 1..40 and back: a loop with no jump in it
@@ -42,9 +44,11 @@ def browser_or_skip():
     return pytest.importorskip("selenium.webdriver", reason="selenium is in the dev extra")
 
 
-def chromium(webdriver, downloads: Path, camera: Path | None = None):
+def chromium(webdriver, downloads: Path, camera: Path | None = None, *extra: str):
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
+    for argument in extra:
+        options.add_argument(argument)
     for argument in ("--headless=new", "--disable-gpu", "--window-size=1000,1000", "--no-first-run",
                      "--disable-background-networking", "--disable-component-update"):
         options.add_argument(argument)
@@ -56,9 +60,18 @@ def chromium(webdriver, downloads: Path, camera: Path | None = None):
         options.add_argument(f"--use-file-for-fake-video-capture={camera}")
     options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
                                               "download.prompt_for_download": False})
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console: CSP violations show there
     driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(CHROMEDRIVER))
     driver.set_page_load_timeout(WAIT_S)
     return driver
+
+
+def assert_the_policy_held(driver) -> None:
+    """The page ran under its Content-Security-Policy without anything refused (Chromium says each refusal
+    in the console)."""
+    refused = [e["message"] for e in driver.get_log("browser") if "Content Security Policy" in e["message"]
+               or "Refused to" in e["message"]]
+    assert not refused, refused
 
 
 def wait_for(condition, what: str, timeout: float = WAIT_S):
@@ -228,8 +241,10 @@ def test_camera_page_tracks_the_car_the_mouse_boxed(recorded_server, car_loop, c
         wait_for(lambda: page_state(driver, "window.siamtrack.mode === 'camera' && "
                                             "document.getElementById('camera').currentTime > 0.5"), "the camera")
         answers = draw_and_track(driver, car_loop)
-        driver.save_screenshot(str(SCREENSHOT))
+        driver.save_screenshot(str(DOCS_SCREENSHOT if os.environ.get("SIAMTRACK_DOCS_IMAGES") else
+                                   tmp_path / "serve_page.png"))
         shown_latency = driver.find_element("id", "latency").text
+        assert_the_policy_held(driver)
     finally:
         driver.quit()
     assert_follows_the_car(answers, recorded_server.trackers[0], car_loop)
@@ -333,6 +348,9 @@ def test_upload_page_tracks_the_video_and_downloads_its_rows(recorded_server, tm
         video_url = driver.find_element("id", "download-video").get_attribute("href")
         annotated = tmp_path / "annotated.mp4"  # fetched while the page is open: its files go with its session
         annotated.write_bytes(urllib.request.urlopen(video_url, timeout=WAIT_S).read())
+        assert "tracked up to frame" not in driver.find_element("id", "message").text  # no limit was reached
+        assert driver.find_element("id", "hint").text.startswith("Done:")
+        assert_the_policy_held(driver)
     finally:
         driver.quit()
     with pytest.raises(urllib.error.HTTPError, match="404"):  # the session closed with its page, files and all
@@ -345,6 +363,29 @@ def test_upload_page_tracks_the_video_and_downloads_its_rows(recorded_server, tm
     assert np.isnan(rows[0, 6]) and (rows[1:, 6] > 0).all()
     assert iou(rows[1:, 2:6], clip.boxes[1:]).mean() >= 0.5
     assert count_frames(annotated) == len(clip.frames)
+
+
+def test_another_site_can_neither_frame_the_page_nor_reach_it_by_its_own_name(recorded_server, tmp_path):
+    """A page of another origin that frames this one is refused by the browser (frame-ancestors), and a name
+    that resolves to 127.0.0.1 (DNS rebinding, here through Chromium's resolver rules) gets a 400."""
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+    webdriver = browser_or_skip()
+    (tmp_path / "framing.html").write_text(f'<iframe src="{recorded_server.url}/"></iframe>')
+    other = ThreadingHTTPServer(("127.0.0.1", 0), lambda *a: SimpleHTTPRequestHandler(*a, directory=str(tmp_path)))
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    port = recorded_server.url.rsplit(":", 1)[1]
+    driver = chromium(webdriver, tmp_path, None, "--host-resolver-rules=MAP evil.example 127.0.0.1")
+    try:
+        driver.get(f"http://127.0.0.1:{other.server_address[1]}/framing.html")
+        wait_for(lambda: any("frame-ancestors" in e["message"] for e in driver.get_log("browser")),
+                 "the browser to refuse the frame")
+        driver.get(f"http://evil.example:{port}/")
+        assert "does not answer to that host name" in driver.find_element("tag name", "body").text
+        assert not recorded_server.trackers  # no session was opened by either
+    finally:
+        driver.quit()
+        other.shutdown()
+        other.server_close()
 
 
 @pytest.fixture

@@ -273,7 +273,7 @@ def test_cli_train_errors_are_one_line(synthetic_root, tmp_path, capsys):
                                                     "LaSOT CLASS/CLASS-N/groundtruth.txt + img/, "
                                                     "TrackingNet CHUNK/frames + CHUNK/anno)")
     assert main(["train", "--data", str(synthetic_root), "--out", str(tmp_path / "none"), "--resume"]) == 2
-    assert "weights file not found" in capsys.readouterr().err
+    assert "nothing to resume" in capsys.readouterr().err
 
 
 def _ddp_rank(cfg, root, out, weights_dir):

@@ -11,12 +11,8 @@ SiamFC gets wrong, and a model whose responses cannot tell scales apart cannot s
         --out runs/cv_lite0 --set model.adjust=112 --set train.freeze_backbone=true
     python tools/cross_validate.py score --out runs/cv_lite0 --baseline tools/configs/imagenet_lite0.yaml
 
-`settings` needs no training: it scores tracker settings (variants of `--set`) of one model over every
-sequence of the given folders, each variant on the same frames. Choose settings there, never on the
-test set; a model trained on a folder is not scored fairly on it.
-
-    python tools/cross_validate.py settings --config siamfc_lite0_fast \
-        --data ../shared/data/train_mini ../shared/data/train_more --variant exemplar:track.scale_mode=exemplar
+Tracker settings, which need no training, are chosen by tools/choose.py (family by family, on train_mini +
+train_more, val_long and val_motion), never on the test set.
 """
 from __future__ import annotations
 
@@ -24,7 +20,6 @@ import argparse
 import json
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -164,29 +159,6 @@ def score(args: argparse.Namespace) -> None:
                   f"(chance {1 / len(SCALE_OFFSETS):.2f}; by offset in steps {shares})")
 
 
-def parse_variant(text: str) -> tuple[str, list[str]]:
-    """`name:a.b=1,c.d=2` -> ('name', ['a.b=1', 'c.d=2']); `name:` is the config as it is."""
-    name, _, sets = text.partition(":")
-    return name, [kv for kv in sets.split(",") if kv]
-
-
-def settings(args: argparse.Namespace) -> None:
-    sequences = [seq for root in args.data for seq in load_sequences(root)]
-    frames = sum(len(seq) for seq in sequences)
-    print(f"{args.config}: {len(sequences)} sequences, {frames} frames, backend {args.backend}, "
-          f"{torch.get_num_threads()} threads")
-    for name, sets in map(parse_variant, ["config:", *args.variant]):
-        tracker = tracker_for(args.config, None, sets, args.backend)
-        start = time.perf_counter()
-        tracked = track_sequences(tracker, tqdm(sequences, desc=name, leave=False))
-        seconds = time.perf_counter() - start
-        m = mean_curves([sequence_curves(boxes, truth) for boxes, truth in tracked])
-        sized = mean_curves([sequence_curves(with_true_sizes(b, t), t) for b, t in tracked])
-        print(f"{name:14s} success AUC {m.success_auc:.3f}  precision@20 {m.precision_score:.3f}  "
-              f"(true sizes at its centres {sized.success_auc:.3f})  {frames / seconds:.0f} fps  {' '.join(sets)}",
-              flush=True)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -212,14 +184,8 @@ def main() -> None:
                         "picks the true one of 5 search scales (the tracker's step apart)")
     p.add_argument("--backend", default="torch", choices=BACKENDS,
                    help="inference backend (default torch: eager's boxes, 3x faster)")
-    p = sub.add_parser("settings", help="score tracker settings of one model on every sequence (no training)")
-    p.add_argument("--config", required=True)
-    p.add_argument("--data", nargs="+", required=True)
-    p.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE[,KEY=VALUE]",
-                   help="a setting to score beside the config's own (repeatable)")
-    p.add_argument("--backend", default="torch", choices=BACKENDS)
     args = parser.parse_args()
-    {"train": train, "score": score, "settings": settings}[args.command](args)
+    {"train": train, "score": score}[args.command](args)
 
 
 if __name__ == "__main__":

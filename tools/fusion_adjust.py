@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from choose import summary
 from cross_validate import deal_folds, track_sequences
-from fusion_cv import summary
 from torch import nn
 from tqdm import tqdm
 

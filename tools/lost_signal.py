@@ -68,13 +68,13 @@ class Recorder:
     def __init__(self, config: str, overrides: tuple[str, ...]):
         self.tracker = SiamFCTracker(config, device="cpu", overrides=overrides, quiet=True)
         self.candidate = None
-        best = self.tracker.redetector.best
+        best = self.tracker.lost_found.redetector.best
 
         def keep(*args):
             found = best(*args)
             self.candidate = found[3][0]
             return found
-        self.tracker.redetector.best = keep
+        self.tracker.lost_found.redetector.best = keep
 
 
 def record_folder(config: str, folder: Path, overrides: tuple[str, ...]) -> dict[str, np.ndarray]:
@@ -97,7 +97,7 @@ def record_folder(config: str, folder: Path, overrides: tuple[str, ...]) -> dict
                     candidate = 0.0 if seq.absent[index] else float(overlaps([*(centre - size / 2), *size], truth)[0])
                 rows.append([s, index, iou, seq.absent[index], tracker.score, searched, tracker.lost, candidate,
                              *tracker.targets.cues[0]])
-            searched = bool(tracker.lost) and tracker.redetector.on
+            searched = bool(tracker.lost) and tracker.lost_found.searching
     table = np.array(rows, dtype=np.float64)
     return {"sequence": table[:, 0].astype(int), "frame": table[:, 1].astype(int), "iou": table[:, 2],
             "absent": table[:, 3].astype(bool), "score": table[:, 4], "searched": table[:, 5].astype(bool),

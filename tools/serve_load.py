@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -62,11 +61,11 @@ def start_server(args) -> tuple[subprocess.Popen, str]:
 
 async def client(url: str, frames: list[bytes], box: list[float], fps: float, seconds: float, in_flight: int,
                  everyone_ready: asyncio.Barrier) -> dict:
-    """One page's worth of tracking, once every client's tracker is built (a build holds every session's
-    tracking back for its 1-3 s): the latencies of the frames answered, the answers, the drops."""
+    """One page's worth of tracking, once every client's session is ready (all start together): the latencies
+    of the frames answered, the answers, the drops."""
     from websockets.asyncio.client import connect
     async with connect(url.replace("http://", "ws://").rstrip("/") + "/ws", max_size=None) as ws:
-        async with asyncio.timeout(STALL_S * 3):  # the session's tracker is built first
+        async with asyncio.timeout(STALL_S * 3):  # every session ready first
             while json.loads(await ws.recv())["type"] != "ready":
                 pass
             if await everyone_ready.wait() == 0:  # one of them says so

@@ -74,8 +74,8 @@ def handle(args: argparse.Namespace) -> int:
                        progress=lambda results, total: progress_bar(results, total, args.quiet, bool(args.cluster)))
     print(f"{summary.benchmark}, {plural(len(summary.sequences), 'sequence')}:\n{overall_table(summary)}")
     print("wrote " + ", ".join(str(path) for path in summary.files))
-    for label, note in summary.notes.items():
-        say(f"{label}: {note}")
+    for label, note in summary.notes.items():  # the label may be "siamtrack": not "siamtrack: siamtrack: note"
+        say(f"note on {label}: {note.removeprefix('note: ')}")
     for name, reasons in summary.failed.items():
         say(f"not scored: {name}: {failure_line(reasons)}")
     return 1 if summary.failed else 0

@@ -10,9 +10,9 @@ import cv2
 
 from ..errors import SiamtrackError
 from ..process import set_up, signal_handled
-from . import bench, demo, eval as evaluate, export, run, serve, train, vot
+from . import bench, demo, eval as evaluate, export, label_studio, run, serve, train, vot
 
-COMMANDS = (run, demo, vot, train, evaluate, bench, export, serve)  # in the order --help lists them
+COMMANDS = (run, demo, vot, train, evaluate, bench, export, serve, label_studio)  # in the order --help lists them
 AV_LOG_QUIET = "-8"  # FFmpeg's log level for silence: decoder complaints about a damaged file, line after line
 
 

@@ -7,13 +7,14 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BoxError, SourceError
-from ..inputs import check_boxes, clip_to_frame
+from ..inputs import check_boxes, clip_to_frame, reaches_past
 from ..outputs import BOXES_HEADER
 from ..run import is_live, run_options, run_summary, select_boxes, track_source
 from ..sources import open_source
 from .options import add_quiet, add_tracker_args, say, say_if_slow, tracker_spec
 
 LIVE_RECONNECT_S = 30.0  # how long a lost camera or stream is retried: a Wi-Fi hiccup or a camera's reboot
+SMALLEST_BOX_PX = 4  # a box narrower or lower than this is said to be too small to follow (a 1x1 box drifted)
 
 
 def add_parser(sub) -> None:
@@ -72,10 +73,17 @@ def first_boxes(given: np.ndarray, source, first: np.ndarray) -> np.ndarray:
     height, width = first.shape[:2]
     check_boxes(boxes, width, height, None if len(boxes) == 1 else range(len(boxes)))  # ids as the tracker gives
     inside = clip_to_frame(boxes, width, height)
-    for index in np.flatnonzero(np.any(inside != boxes, axis=1)):
-        say(f"box {','.join(f'{v:g}' for v in boxes[index])} reaches past the {width}x{height} frame: "
-            f"tracking its part inside, {','.join(f'{v:g}' for v in inside[index])}")
+    for index in np.flatnonzero(reaches_past(boxes, width, height)):
+        say(f"box {_text(boxes[index])} reaches past the {width}x{height} frame: tracking its part inside, "
+            f"{_text(inside[index])}")
+    for box in inside[np.any(inside[:, 2:] < SMALLEST_BOX_PX, axis=1)]:
+        say(f"box {_text(box)} is under {SMALLEST_BOX_PX} px on a side: too little of a target to follow, "
+            "it will likely drift; draw the whole object")
     return inside
+
+
+def _text(box: np.ndarray) -> str:
+    return ",".join(f"{v:g}" for v in box)
 
 
 def _chain(first, rest):

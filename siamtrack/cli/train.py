@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from ..text import plural
-from .options import add_config, add_device, add_overrides, add_quiet, positive_int
+from .options import add_config, add_device, add_overrides, add_quiet, positive_int, say
 
 
 def add_parser(sub) -> None:
@@ -29,11 +29,17 @@ def handle(args: argparse.Namespace) -> int:
     overrides = args.overrides + (["train.freeze_backbone=true"] if args.freeze_backbone else [])
     cfg = run_config(args.out, args.config, overrides, args.resume)
     run = (cfg, args.data, args.out, args.resume, args.device, not args.quiet)
-    if args.nproc > 1:
-        check_run(cfg, args.data, args.out, args.resume)  # a user's mistake as one line, not N tracebacks
-        launch(args.nproc, train, *run)
-    else:
-        train(*run)
+    try:
+        if args.nproc > 1:
+            check_run(cfg, args.data, args.out, args.resume)  # a user's mistake as one line, not N tracebacks
+            launch(args.nproc, train, *run)
+        else:
+            train(*run)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the trainer saved where it was
+        last = Path(args.out) / "last.pt"
+        if last.exists():
+            say(f"stopped: {last} keeps the run so far; the same command with --resume goes on from there")
+        raise
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one report
         out = Path(args.out)
         print(f"trained {plural(cfg.train.epochs, 'epoch')} -> {out / 'last.pt'}, {out / 'best.pt'} "

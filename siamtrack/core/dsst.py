@@ -116,10 +116,28 @@ class ScaleFilter:
 
     def _fit(self, samples: np.ndarray, rate: float) -> None:
         self.numerator_samples = (1 - rate) * self.numerator_samples + rate * samples
-        self.basis = orthonormal_basis(self.numerator_samples)  # fDSST: project onto the model's own span
-        self.numerator = self.wanted * np.conj(np.fft.fft(project(self.basis, self.numerator_samples), axis=1))
+        self._project_model()
         projected = np.fft.fft(project(orthonormal_basis(samples), samples), axis=1)
         self.denominator = (1 - rate) * self.denominator + rate * (projected * np.conj(projected)).real.sum(axis=0)
+
+    def _project_model(self) -> None:
+        """The model's projection (fDSST: onto the model's own span) and its numerator, from its samples."""
+        self.basis = orthonormal_basis(self.numerator_samples)
+        self.numerator = self.wanted * np.conj(np.fft.fft(project(self.basis, self.numerator_samples), axis=1))
+
+    def state(self) -> dict:
+        """What the filter has learnt, the rest following from it: from_state goes on from here."""
+        return {"model_size": list(self.model_size), "numerator_samples": self.numerator_samples,
+                "denominator": self.denominator}
+
+    @classmethod
+    def from_state(cls, settings: DSSTConfig, state: dict) -> ScaleFilter:
+        scale_filter = cls(settings)
+        scale_filter.model_size = tuple(int(v) for v in state["model_size"])
+        scale_filter.numerator_samples = state["numerator_samples"]
+        scale_filter.denominator = state["denominator"]
+        scale_filter._project_model()
+        return scale_filter
 
     def estimate(self, frame: np.ndarray, center: np.ndarray, size: np.ndarray) -> float:
         """The factor by which the target's size changed from `size` (the filter's peak along scale)."""

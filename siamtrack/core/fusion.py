@@ -7,7 +7,8 @@ are normalised by their maximum over its scale pyramid and mixed as a * deep + (
 in the deep response's units (so that the score keeps its scale, and a = 1 gives the deep map exactly).
 `a` is `track.fusion_weight`, fixed, or with `track.fusion_adaptive` moved each frame and target towards the
 level whose response is sharper: a = w * s_deep / (w * s_deep + (1 - w) * s_shallow), s the sharpness of that
-level's responses over the target's pyramid (`sharpness`), so that a = w where both are as sharp.
+level's responses over the target's pyramid (`sharpness`), so that a = w where both are as sharp; never under
+`track.fusion_floor`, so that a sharp shallow response cannot take the deep level's say away whole.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ class ResponseFusion:
     def __init__(self, track: TrackConfig, maps_per_target: int | None = None):
         self.weight = track.fusion_weight
         self.adaptive = track.fusion_adaptive
+        self.floor = track.fusion_floor
         self.scales = maps_per_target or track.scale_num  # a target's maps: its pyramid's (or a lost one's tiles)
 
     def deep_share(self, deep: torch.Tensor, shallow: torch.Tensor) -> torch.Tensor:
@@ -39,7 +41,7 @@ class ResponseFusion:
         if not self.adaptive:
             return deep.new_full((len(deep),), self.weight)
         deep_part, shallow_part = self.weight * sharpness(deep), (1 - self.weight) * sharpness(shallow)
-        return deep_part / (deep_part + shallow_part)
+        return (deep_part / (deep_part + shallow_part)).clamp_min(self.floor)
 
     def __call__(self, responses: Levels) -> torch.Tensor:
         if len(responses) == 1:

@@ -4,7 +4,8 @@
     trackers = [SiamFCTracker(model) for _ in range(8)]         # cheap: targets and buffers only
 
 A Model holds the config, the network as trained (its levels of features, siamtrack.models.levels), the
-backend that runs it on its device (siamtrack.core.backends), and the weights file it came from. Building one
+backend that runs it on its device (siamtrack.core.backends), the weights file it came from, and the
+constants its trackers read their response maps with (siamtrack.core.response.ResponseGrid). Building one
 changes nothing outside it. Trackers on several threads may share one where its backend is `thread_safe`
 (eager and torch); ONNX Runtime's branches reuse their output buffers, so each thread needs its own.
 """
@@ -24,6 +25,7 @@ from ..text import status
 from .backends import BACKENDS, DEFAULT_BACKEND, Backend, eager_backend, example_inputs, torch_backend
 from .checkpoint import build_net
 from .onnx import onnxruntime_backend
+from .response import ResponseGrid
 
 
 class Model:
@@ -34,7 +36,7 @@ class Model:
         self.backend = backend
         self.device = device
         self.weights_path = weights_path
-        self.response_size = self._response_size()
+        self.grid = ResponseGrid(cfg.track, self._response_size(), device)  # shared by its trackers
 
     @classmethod
     def load(cls, config: str | Path | Config | None = None, weights: str | Path | None = None, device: str = "auto",

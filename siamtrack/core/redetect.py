@@ -36,6 +36,7 @@ class Redetector:
         self.peaks = peaks  # the tracker's: its upsampling size and its peak-to-offset rule
         self.total_stride = total_stride
         self._upsampler: BicubicUpsampler | None = None  # for the lost targets' tiles of the last frame
+        self._maps = 0  # the maps it holds
 
     @property
     def on(self) -> bool:
@@ -69,8 +70,9 @@ class Redetector:
         (the score), and the place in the frame it puts the target's centre."""
         targets, peaks = len(tiles), self.peaks
         count = targets * self.cfg.tiles
-        if self._upsampler is None or self._upsampler.count != count:
-            self._upsampler = BicubicUpsampler(count, peaks.response_size, peaks.upscale_size, peaks.device)
+        if self._upsampler is None or self._maps != count:
+            self._upsampler = BicubicUpsampler(peaks.grid.rows, peaks.grid.cols, count)
+            self._maps = count
         value, index = self._upsampler(responses).view(targets, -1).max(dim=1)
         per_tile = peaks.upscale_size ** 2
         found = torch.stack([(index // per_tile).float(), (index % per_tile).float(), value]).cpu().numpy()

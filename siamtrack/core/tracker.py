@@ -1,11 +1,10 @@
 """SiamFCTracker: the tracking loop (scale pyramid, cosine window, damping, and optionally a DSST scale
-filter), for one target or many at once, over a Model it shares with any other tracker; a verifier judges
-each target lost or not and, with track.redetect, a lost target is held at its last confident box and searched
-for (siamtrack.core.verifier, redetect). Knows nothing of training, evaluation or the command line."""
+filter), for one target or many at once, over a Model it shares with any other tracker; each target judged lost
+or not and, with track.redetect, a lost one held at its last confident box and searched for
+(siamtrack.core.lost_and_found). Knows nothing of training, evaluation or the command line."""
 from __future__ import annotations
 
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, ContextManager, Iterable
 
@@ -16,14 +15,16 @@ from ..config import Config
 from ..errors import BoxError, ConfigError, FrameError, NotInitializedError, TargetError
 from ..inputs import as_box_array, as_rgb, check_boxes, check_unique
 from .backends import DEFAULT_BACKEND
-from .crops import CropBatch, context_size, crop_and_resize
+from .crops import CropBatch, context_size, cut_crops
 from .dsst import ScaleFilter
 from .fusion import ResponseFusion
+from .lost_and_found import LostAndFound
 from .model import Model
-from .redetect import Redetector
 from .response import PeakFinder
-from .targets import Targets
-from .verifier import PeakMaps, Verifier
+from .target_state import export_state, import_state
+from .targets import Answers, Targets, boxes_of
+from .verifier import PeakMaps
+from .warps import ExemplarWarps
 
 # update() in order; post: upsampling, peak search, box; size: the scale filters (track.scale_filter), if any
 STAGES = ("crop", "backbone", "xcorr", "post", "size")
@@ -31,15 +32,6 @@ STAGES = ("crop", "backbone", "xcorr", "post", "size")
 
 def untimed(stage: str) -> ContextManager:
     return nullcontext()
-
-
-@dataclass(frozen=True)
-class Answers:
-    """Every tracked target's answers after the last call, in the order of `ids`, whatever init was given."""
-    ids: np.ndarray  # N int64
-    boxes: np.ndarray  # N x 4: x, y, w, h, 0-based px
-    scores: np.ndarray  # N: the peak response of the last update (NaN before the first)
-    lost: np.ndarray  # N bool: the last update judged the target lost (False before the first)
 
 
 class SiamFCTracker:
@@ -84,12 +76,12 @@ class SiamFCTracker:
         self.on_exemplar = t.scale_mode == "exemplar"
         self.kernels_per_target = t.scale_num if self.on_exemplar else 1
         self.crops_per_target = 1 if self.on_exemplar else t.scale_num
-        self.peaks = PeakFinder(t, model.response_size, self.device)
-        self.verifier = Verifier(t)
-        self.redetector = Redetector(t, self.peaks, model.total_stride)
-        self.tile_fusion = ResponseFusion(t, t.redetect.tiles)  # a lost target's tiles' levels, fused
-        self._exemplar_crops = CropBatch(self.kernels_per_target, t.exemplar_size, self.device)
-        self._search_crops: CropBatch | None = None  # made for the crops of the first update, and anew as they change
+        self.peaks = PeakFinder(model.grid)
+        self.warps = ExemplarWarps(t.warps) if ExemplarWarps.wanted(t.warps) else None  # turned, stretched kernels
+        # each target's exemplar kernels: its scales', each in every warp of the bank (track.warps)
+        self.kernel_rows = (self.warps.size if self.warps else 1) * self.kernels_per_target
+        self.lost_found = LostAndFound(t, self.peaks, model.total_stride, self.warps, self.kernels_per_target)
+        self._exemplar_crops: CropBatch | None = None  # made by the first init, with the other buffers
         self.targets: Targets | None = None  # set by init
         self.single = True  # init was given one box, not an N x 4 array: answers are one target's
 
@@ -140,6 +132,28 @@ class SiamFCTracker:
             raise TargetError(f"no target {target_id} to remove (tracking {self.ids.tolist()})")
         self.targets = self.targets.keep(self.ids != target_id)
         self.single = False
+        self._resize_buffers()
+
+    def export_target(self, target_id: int) -> dict:
+        """One target's state as JSON-safe values (siamtrack.core.target_state): a tracker over the same model
+        goes on tracking it from there with import_target, in this process or another."""
+        if self.targets is None or target_id not in self.ids:
+            raise TargetError(f"no target {target_id} to export (tracking {self.ids.tolist()})")
+        return export_state(self.targets.keep(self.ids == target_id), self.frame_size, self.model.name)
+
+    def import_target(self, state: dict) -> int:
+        """Track the target an export_target state describes, under its id, from the next update on; returns
+        the id. Its frames are the size of the frames it was exported on, as every target's here must be."""
+        target, frame_size = import_state(state, self.model.name, self.cfg, self.kernel_rows, self.device)
+        tracking = self.targets is not None and len(self.targets) > 0
+        if tracking and not np.array_equal(frame_size, self.frame_size):
+            raise FrameError(f"a target state of {frame_size[0]:.0f}x{frame_size[1]:.0f} frames, but this tracker's "
+                             f"targets are in {self.frame_size[0]:.0f}x{self.frame_size[1]:.0f} ones")
+        check_unique([*(self.ids.tolist() if tracking else []), int(target.ids[0])])
+        self.frame_size, self.single = frame_size, False
+        self.targets = target if not tracking else self.targets + target
+        self._resize_buffers()
+        return int(target.ids[0])
 
     @property
     def ids(self) -> np.ndarray:
@@ -148,10 +162,13 @@ class SiamFCTracker:
 
     def _add_targets(self, frame: np.ndarray, boxes: np.ndarray, ids: list[int]) -> None:
         check_boxes(boxes, *self.frame_size.astype(int), None if self.single else ids)
+        if self._exemplar_crops is None:
+            self._exemplar_crops = CropBatch(self.kernel_rows, self.cfg.track.exemplar_size, self.device)
         border = frame.reshape(-1, 3).mean(axis=0)  # the padding of this frame's crops: its mean colour
         for target_id, box in zip(ids, boxes):
             target = self._new_target(frame, target_id, box, border)
             self.targets = target if self.targets is None else self.targets + target
+        self._resize_buffers()
 
     def _new_target(self, frame: np.ndarray, target_id: int, box: np.ndarray, border: np.ndarray) -> Targets:
         """One target's state at its box: its exemplar kernels cut from the frame, its scale filter started."""
@@ -163,17 +180,30 @@ class SiamFCTracker:
         w, h = np.minimum(np.maximum([w, h], t.min_size), t.max_size_ratio * self.frame_size)
         exemplar_side = context_size(w, h, t.context)
         sides = exemplar_side / self.scale_factors if self.on_exemplar else [exemplar_side]
-        for crop, side in zip(self._exemplar_crops.host, sides):
-            crop_and_resize(frame, *center, side, t.exemplar_size, tuple(float(c) for c in border), out=crop)
+        if self.warps:  # the bank: every warp at every side
+            self.warps.crops(frame, center, sides, t.exemplar_size, tuple(float(c) for c in border),
+                             self._exemplar_crops.host)
+        else:
+            cut_crops(frame, [(center, sides, border)], t.exemplar_size, self._exemplar_crops.host)
         scale_filter = None
         if t.scale_filter == "dsst" and w * h >= t.dsst.min_area:
             scale_filter = ScaleFilter(t.dsst)
             scale_filter.start(frame, center, np.array([w, h]))
-        # copied: a backend may hand back the same buffers call after call
-        kernels = tuple(k.clone() for k in self.model.backend.embed_exemplar(self._exemplar_crops.upload()))
+        colours = self.lost_found.verifier.colour_histogram(frame, np.array([*(center - [w / 2, h / 2]), w, h]))
         return Targets.start(target_id, center, np.array([w, h]), exemplar_side * t.search_size / t.exemplar_size,
-                             border, kernels, scale_filter, t.lost_window,
-                             self.verifier.colour_histogram(frame, np.array([*(center - [w / 2, h / 2]), w, h])))
+                             border, self._exemplar_kernels(), scale_filter, t.lost_window, colours,
+                             self.warps.start if self.warps else np.zeros(2, dtype=np.int64))
+
+    def _exemplar_kernels(self) -> tuple[torch.Tensor, ...]:
+        """Each level's kernels of the exemplar crops just cut, copied: a backend may hand back the same buffers
+        call after call."""
+        return tuple(k.clone() for k in self.model.backend.embed_exemplar(self._exemplar_crops.upload()))
+
+    def _resize_buffers(self) -> None:
+        """Crop and upsampling buffers for the targets tracked now (made anew as targets are lost and found)."""
+        targets = max(len(self.targets), 1)
+        self._search_crops = CropBatch(targets * self.crops_per_target, self.cfg.track.search_size, self.device)
+        self.peaks.resize(targets)
 
     # --- one frame, in stages
 
@@ -182,27 +212,26 @@ class SiamFCTracker:
         frame = self._checked_frame(image)
         if not len(self.targets):  # every target removed: nothing to look for
             return np.zeros((0, 4))
-        s = self.targets
-        searched = s.lost & self.redetector.on  # lost targets, searched for in tiles instead of tracked
-        tracked, lost = np.flatnonzero(~searched), np.flatnonzero(searched)
+        s, found = self.targets, self.lost_found
+        tracked, lost = found.split(s)  # lost targets searched for in tiles, instead of tracked
         with self.timer("crop"):
-            tiles = self.redetector.tile_centres(s, lost, self.frame_size)
+            tiles = found.tile_centres(s, lost, self.frame_size)
             crops = self.search_crops(frame, tracked, lost, tiles)
         with self.timer("backbone"):
             features = self.model.backend.embed_search(crops)
+        split = len(tracked) * self.crops_per_target  # the tracked targets' crops, then the lost ones' tiles
+        tracked_features, tile_features = tuple(f[:split] for f in features), tuple(f[split:] for f in features)
         with self.timer("xcorr"):
-            split = len(tracked) * self.crops_per_target
-            levels = self.correlate(features, tracked, slice(0, split))
-            tile_levels = self.correlate(features, lost, slice(split, None), tiles=True)
+            responses, levels = self.respond(tracked_features, tracked)
+            tile_levels = found.correlate_tiles(self.model.backend, s, lost, tile_features)
         with self.timer("post"):
             if len(tracked):
-                self.step(frame, tracked, levels, tuple(f[:split] for f in features))
+                self.step(frame, tracked, responses, levels, tracked_features)
             if len(lost):
-                self.search(frame, lost, tiles, tile_levels, tuple(f[split:] for f in features))
+                found.search(frame, s, lost, tiles, tile_levels, tile_features, self.frame_size)
         with self.timer("size"):
             self.filter_sizes(frame)
-        if self.redetector.on:
-            s.remember_confident()
+        found.after_update(s)
         return self.box()
 
     def _checked_frame(self, image) -> np.ndarray:
@@ -223,38 +252,39 @@ class SiamFCTracker:
         factors = np.ones(1) if self.on_exemplar else self.scale_factors
         places = [(center, side * factors, border) for center, side, border
                   in zip(s.center[tracked], s.base_search[tracked] * s.scale[tracked], s.border[tracked])]
-        places += [(centre, [side], border) for centres, side, border in
-                   zip(tiles, self.redetector.sides(s)[lost], s.border[lost]) for centre in centres]
+        places += self.lost_found.tile_places(s, lost, tiles)
         count = sum(len(sides) for _, sides, _ in places)
-        if self._search_crops is None or len(self._search_crops.host) != count:  # targets added, lost, found ...
+        if len(self._search_crops.host) != count:  # targets lost or found again
             self._search_crops = CropBatch(count, t.search_size, self.device)
-        crops = iter(self._search_crops.host)
-        for center, sides, border in places:
-            border = tuple(float(c) for c in border)
-            for side in sides:
-                crop_and_resize(frame, *center, side, t.search_size, border, out=next(crops))
+        cut_crops(frame, places, t.search_size, self._search_crops.host)
         return self._search_crops.upload()
 
-    def correlate(self, features: tuple[torch.Tensor, ...], rows: np.ndarray, crops: slice,
-                  tiles: bool = False) -> tuple[torch.Tensor, ...] | None:
-        """Level by level, the responses of the targets `rows` to their `crops` of the batch: each tracked
-        target's search features against its own exemplar kernels, or each lost one's tiles against its kernel
-        at scale 1. None for no targets."""
+    def respond(self, features: tuple[torch.Tensor, ...], rows: np.ndarray) \
+            -> tuple[torch.Tensor | None, tuple[torch.Tensor, ...]]:
+        """The targets `rows`' responses (their search features against their own exemplar's), the levels' fused
+        into one (model.fusion), and level by level; with track.warps, at the warp of each target's bank that
+        answers best, which the target then takes. None and no levels for no targets."""
         if not len(rows):
-            return None
-        kernels = self.targets.kernels
-        if tiles or len(rows) < len(self.targets):
-            k = self.kernels_per_target
-            picked = rows * k + k // 2 if tiles else (rows[:, None] * k + np.arange(k)).ravel()
-            kernels = tuple(level[torch.from_numpy(picked).to(level.device)] for level in kernels)
-        return self.model.backend.correlate(kernels, tuple(f[crops] for f in features))
+            return None, ()
+        s = self.targets
+        kernels = s.kernels if len(rows) == len(s) else s.kernels_of(rows)  # some lost, searched for in tiles
 
-    def step(self, frame: np.ndarray, rows: np.ndarray, levels: tuple[torch.Tensor, ...],
+        def correlate(kernels: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+            levels = self.model.backend.correlate(kernels, features)
+            return self.fusion(levels), *levels
+
+        if self.warps is None:
+            responses, *levels = correlate(kernels)
+        else:
+            (responses, *levels), positions = self.warps.respond(s.warp[rows], kernels, correlate)
+            self.warps.follow(s, rows, positions)
+        return responses, tuple(levels)
+
+    def step(self, frame: np.ndarray, rows: np.ndarray, responses: torch.Tensor, levels: tuple[torch.Tensor, ...],
              features: tuple[torch.Tensor, ...]) -> None:
         """Move and rescale the tracked targets `rows` from the responses of their scale pyramids, and judge
-        whether each is lost (with track.redetect, one judged lost goes back to its last confident box)."""
+        whether each is lost (siamtrack.core.lost_and_found)."""
         t, s = self.cfg.track, self.targets
-        responses = self.fusion(levels)
         scale_id, loc, score = self.peaks(responses, len(rows))
         displacement = self.peaks.displacement(loc, self.model.total_stride)
         search_side = s.base_search[rows] * s.scale[rows] * (1.0 if self.on_exemplar else self.scale_factors[scale_id])
@@ -265,38 +295,15 @@ class SiamFCTracker:
         index = np.arange(len(rows))
         peaks = PeakMaps(responses, levels, features, s.kernels, loc, maps=index * t.scale_num + scale_id,
                          crops=index * self.crops_per_target + (scale_id if self.crops_per_target > 1 else 0),
-                         kernel_rows=rows * self.kernels_per_target + (scale_id if self.kernels_per_target > 1 else 0))
-        boxes = boxes_of(s)[rows]
-        lost, cues = self.verifier.judge(frame, peaks, s.history(rows, score), boxes, s.colour_model[rows],
-                                         np.hypot(*(s.center[rows] - before).T))
-        s.colour_model[rows] = self.verifier.adapted_colours(frame, boxes, s.colour_model[rows], cues)
-        if self.redetector.on:
-            s.hold(rows[lost])
-        s.judged(rows, score, lost, cues)
-
-    def search(self, frame: np.ndarray, rows: np.ndarray, tiles: np.ndarray, levels: tuple[torch.Tensor, ...],
-               features: tuple[torch.Tensor, ...]) -> None:
-        """Look for the lost targets `rows` in their tiles: each one's best peak is a candidate, taken back (the
-        target found there, at its last confident size) when the verifier says it is the target."""
-        s = self.targets
-        responses = self.tile_fusion(levels)
-        tile, loc, score, candidate = self.redetector.best(responses, tiles, self.redetector.sides(s)[rows])
-        held, s.center[rows] = s.center[rows], np.clip(candidate, 0, self.frame_size)
-        maps = np.arange(len(rows)) * self.cfg.track.redetect.tiles + tile
-        peaks = PeakMaps(responses, levels, features, s.kernels, loc, maps=maps, crops=maps,
-                         kernel_rows=rows * self.kernels_per_target + self.kernels_per_target // 2)
-        boxes = boxes_of(s)[rows]
-        found, cues = self.verifier.accept(frame, peaks, s.history(rows, score), boxes, s.colour_model[rows])
-        s.colour_model[rows] = self.verifier.adapted_colours(frame, boxes, s.colour_model[rows], cues)
-        s.center[rows[~found]] = held[~found]
-        s.judged(rows, score, ~found, cues)
+                         kernel_rows=self.lost_found.kernel_row(s, rows, scale_id if self.on_exemplar else 0))
+        self.lost_found.judge(frame, s, rows, peaks, score, np.hypot(*(s.center[rows] - before).T))
 
     def filter_sizes(self, frame: np.ndarray) -> None:
         """Resize each target that has a DSST filter by its estimate at the target's new centre, then let the
         filter learn from the frame at the new box; with track.redetect, not a lost target, held where it was."""
         s = self.targets
-        held = s.lost & self.redetector.on
-        filtered = [(i, f) for i, f in enumerate(s.scale_filter) if f is not None and not held[i]]
+        filtered = [(i, f) for i, f in enumerate(s.scale_filter)
+                    if f is not None and not (s.lost[i] and self.lost_found.searching)]
         for i, scale_filter in filtered:
             s.scale[i] *= scale_filter.estimate(frame, s.center[i], s.base_size[i] * s.scale[i])
         if filtered:
@@ -331,7 +338,8 @@ class SiamFCTracker:
 
     @property
     def lost(self) -> bool | np.ndarray:
-        """Whether the last update judged the target lost (see _judge_lost); False before the first update."""
+        """Whether the last update judged the target lost (siamtrack.core.lost_and_found); False before the first
+        update."""
         return self._answer(lambda s: s.lost, False)
 
     def box(self) -> np.ndarray:
@@ -344,9 +352,3 @@ class SiamFCTracker:
             raise NotInitializedError("call init(frame, box) before asking for answers")
         s = self.targets
         return Answers(s.ids.copy(), boxes_of(s), s.score.copy(), s.lost.copy())
-
-
-def boxes_of(s: Targets) -> np.ndarray:
-    """The targets' N x 4 boxes."""
-    size = s.base_size * s.scale[:, None]
-    return np.concatenate([s.center - size / 2, size], axis=1)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -31,13 +32,15 @@ from ..draw import RED, TARGET_COLOURS
 from ..errors import SiamtrackError
 from .models import Models
 from .protocol import error_message
-from .security import POLICY_VIOLATION, TokenGate, same_origin
+from .security import POLICY_VIOLATION, HostGate, SecureHeaders, TokenGate, same_origin
 from .session import LIVE_BOXES_NAME, Session
 from .settings import ServeSettings
 from .upload import BOXES_NAME, VIDEO_NAME, UploadBusy, UploadError, UploadTooLarge, check_video, frame_path
 
 STATIC = Path(__file__).parent / "static"
 TRY_AGAIN_LATER = 1013  # WebSocket close code: the server is at its session cap
+IDLE_CLOSE = 4000  # WebSocket close code (the application's range): the session was idle too long
+IDLE_CHECKS = 4  # the idle timeout is checked this many times over its length (and at least every 5 s)
 SESSION_ID_BYTES = 16
 UNSUPPORTED_MEDIA = 415  # an upload that is not a video this server reads
 UPLOAD_STATUS = {UploadTooLarge: 413, UploadBusy: 409}
@@ -74,8 +77,7 @@ def build_app(settings: ServeSettings, models: Models | None = None, sessions: S
     models = models or Models(lambda: settings.spec.model(quiet=True))
 
     hello = {"type": "hello", "model": settings.model, "server_sources": settings.allow_server_sources,
-             "max_upload_mb": settings.max_upload_mb,
-             "colours": [css_colour(c) for c in TARGET_COLOURS], "lost_colour": css_colour(RED)}
+             **settings.limits, "colours": [css_colour(c) for c in TARGET_COLOURS], "lost_colour": css_colour(RED)}
 
     async def page(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
@@ -98,7 +100,11 @@ def build_app(settings: ServeSettings, models: Models | None = None, sessions: S
         worker = asyncio.create_task(session.work())
         try:
             await session.send({**hello, "session": session.id})
-            await _receive(websocket, session)
+            if await _receive_until_idle(websocket, session, settings.idle_timeout_s):
+                await session.send({"type": "idle", "message": f"closed after {settings.idle_timeout_s:g} s with "
+                                                               "nothing sent or tracked (the server's --idle-timeout),"
+                                                               " to free its place: reload the page to start again"})
+                await websocket.close(code=IDLE_CLOSE)
         except WebSocketDisconnect:
             pass
         finally:  # no await here: on shutdown this task is cancelled, and the session must be freed all the same
@@ -112,17 +118,22 @@ def build_app(settings: ServeSettings, models: Models | None = None, sessions: S
             return JSONResponse({"error": "a page of another site may not upload here"}, status_code=403)
         try:
             path = session.upload_path()
-            session.upload = None
+            session.upload_receiving = True
             await _receive_file(request, path, settings.max_upload_bytes, settings.max_upload_mb)
-            session.upload = await asyncio.to_thread(check_video, path)
+            session.upload = await asyncio.to_thread(check_video, path, settings.max_frame_pixels)
         except UploadError as exc:
             return JSONResponse({"error": str(exc)}, status_code=UPLOAD_STATUS.get(type(exc), UNSUPPORTED_MEDIA))
+        finally:
+            session.upload_receiving, session.last_active = False, time.monotonic()
         info = session.upload
         return JSONResponse({"width": info.width, "height": info.height, "fps": info.fps, "frames": info.frames})
 
     async def frame(request: Request) -> Response:
         session = sessions.get(request.path_params["session"])
-        return _file(frame_path(session.folder, request.path_params["index"]), media_type="image/jpeg")
+        index = _frame_index(request.path_params["name"], settings.max_upload_frames)
+        if index is None:
+            return _missing()
+        return _file(frame_path(session.folder, index), media_type="image/jpeg")
 
     async def download(request: Request) -> Response:
         session = sessions.get(request.path_params["session"])
@@ -139,10 +150,11 @@ def build_app(settings: ServeSettings, models: Models | None = None, sessions: S
         Mount("/static", StaticFiles(directory=STATIC)),
         WebSocketRoute("/ws", socket),
         Route("/sessions/{session}/upload", upload, methods=["POST"]),
-        Route("/sessions/{session}/frames/{index:int}.jpg", frame),
+        Route("/sessions/{session}/frames/{name}", frame),
         Route("/sessions/{session}/{name}", download),
     ], exception_handlers={NoSession: no_session})
-    return TokenGate(app, settings.token) if settings.token else app
+    gated = TokenGate(app, settings.token) if settings.token else app
+    return SecureHeaders(HostGate(gated, settings.allowed_hosts))
 
 
 def _sender(websocket: WebSocket):
@@ -152,6 +164,23 @@ def _sender(websocket: WebSocket):
         else:
             await websocket.send_json(message)
     return send
+
+
+async def _receive_until_idle(websocket: WebSocket, session: Session, timeout: float) -> bool:
+    """The client's messages into its session until it leaves (False) or the session has been idle for
+    `timeout` seconds (True; 0: never)."""
+    receiver = asyncio.create_task(_receive(websocket, session))
+    if not timeout:
+        await receiver
+        return False
+    try:
+        while not receiver.done():
+            await asyncio.wait([receiver], timeout=min(5.0, timeout / IDLE_CHECKS))
+            if not receiver.done() and session.idle_for() >= timeout:
+                return True
+        return receiver.result() or False
+    finally:
+        receiver.cancel()
 
 
 async def _receive(websocket: WebSocket, session: Session) -> None:
@@ -173,7 +202,7 @@ async def _receive_file(request: Request, path: Path, limit: int, limit_mb: int)
     """The request's body into `path`, refused (and removed) past `limit` bytes."""
     too_large = UploadTooLarge(f"the upload is larger than this server takes ({limit_mb} MB; --max-upload-mb)")
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise too_large
     written = 0
     try:
@@ -188,6 +217,15 @@ async def _receive_file(request: Request, path: Path, limit: int, limit_mb: int)
         raise
     if not written:
         raise UploadError("the upload is empty: send the video file as the request's body")
+
+
+def _frame_index(name: str, frames: int) -> int | None:
+    """n of a playback frame's name `n.jpg`, if an upload can have it: a number of 5000 digits is neither
+    read nor made into a path."""
+    number = name.removesuffix(".jpg")
+    if name == number or not (number.isascii() and number.isdigit()) or len(number) > len(str(frames)):
+        return None
+    return int(number) if int(number) < frames else None
 
 
 def _file(path: Path, **kwargs) -> Response:

@@ -9,14 +9,14 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import FrameError
-from .settings import JPEG_QUALITY, MAX_FRAME_PIXELS
+from .settings import JPEG_QUALITY
 
 IMAGE_FORMATS = ("JPEG", "PNG")
 
 
-def decode_frame(data: bytes) -> np.ndarray:
-    """A JPEG or PNG image as HxWx3 uint8 RGB. Its size is read from its header first: a few kilobytes
-    must not decode into gigabytes."""
+def decode_frame(data: bytes, max_pixels: int) -> np.ndarray:
+    """A JPEG or PNG image of at most `max_pixels` as HxWx3 uint8 RGB. Its size is read from its header
+    first: a few kilobytes must not decode into gigabytes."""
     try:
         with Image.open(io.BytesIO(data)) as header:  # reads the header only
             kind, (width, height) = header.format, header.size
@@ -26,17 +26,18 @@ def decode_frame(data: bytes) -> np.ndarray:
         raise FrameError(f"a frame must be a JPEG or PNG image; got {len(data)} bytes of something else") from None
     if kind not in IMAGE_FORMATS:
         raise FrameError(f"a frame must be a JPEG or PNG image, got {kind}")
-    if width * height > MAX_FRAME_PIXELS:
-        raise FrameError(f"a {width}x{height} frame is larger than this server takes ({MAX_FRAME_PIXELS} pixels)")
+    if width * height > max_pixels:
+        raise FrameError(f"a {width}x{height} frame is larger than this server takes ({max_pixels} pixels; "
+                         "--max-frame-pixels)")
     bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if bgr is None:
         raise FrameError(f"the {kind} frame is damaged and cannot be decoded")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def encode_jpeg(frame_rgb: np.ndarray) -> bytes:
+def encode_jpeg(frame_rgb: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
     bgr = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR)
-    ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise FrameError(f"cannot encode a {frame_rgb.shape} frame as JPEG")
     return data.tobytes()

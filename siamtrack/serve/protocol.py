@@ -14,12 +14,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.tracker import Answers
+from ..core.targets import Answers
 from ..errors import SiamtrackError
 
 
 class ProtocolError(SiamtrackError):
     """A client's message that is not one the protocol has: answered with an error message, never fatal."""
+
+
+# every number a client sends is bounded before it is used: a box's coordinates (no frame is this wide: the
+# pixel cap keeps them far smaller), a frame's number and a target's id (a 5000-digit integer is valid JSON)
+MAX_COORDINATE = 1e6
+MAX_COUNT = 2 ** 53  # frame numbers and target ids: exact as JavaScript numbers, far past any session's
 
 
 @dataclass(frozen=True)
@@ -80,26 +86,28 @@ class TrackUpload(Command):
     boxes: np.ndarray
 
 
-def parse_command(text: str) -> Command:
-    """One client text message as a Command, or a ProtocolError saying what is wrong with it."""
+def parse_command(text: str, max_boxes: int) -> Command:
+    """One client text message as a Command, or a ProtocolError saying what is wrong with it; a message may
+    name at most `max_boxes` boxes (the session's cap on targets)."""
     try:
         message = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
-        raise ProtocolError(f"not a JSON message: {_excerpt(text)}") from None
+    except (ValueError, RecursionError):  # ValueError: JSONDecodeError, or an integer of over 4300 digits
+        raise ProtocolError(f"not a JSON message (or a number in it too long): {_excerpt(text)}") from None
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
         raise ProtocolError(f'a message must be a JSON object with a "type", got {_excerpt(text)}')
     kind = message["type"]
     if kind == "track_upload":
-        return TrackUpload(parse_boxes(message.get("boxes")))
+        return TrackUpload(parse_boxes(message.get("boxes"), max_boxes))
     if kind in ("init", "add"):
         frame = message.get("frame")
-        if frame is not None and not _is_whole(frame):
-            raise ProtocolError(f'"frame" must be the number of a frame shown, got {frame!r}')
-        return (Init if kind == "init" else Add)(parse_boxes(message.get("boxes")), frame)
+        if frame is not None and not _is_count(frame):
+            raise ProtocolError(f'"frame" must be the number of a frame shown, got {_excerpt(json.dumps(frame))}')
+        return (Init if kind == "init" else Add)(parse_boxes(message.get("boxes"), max_boxes), frame)
     if kind == "remove":
         target_id = message.get("id")
-        if not _is_whole(target_id):
-            raise ProtocolError(f'remove needs the target\'s "id", a whole number, got {target_id!r}')
+        if not _is_count(target_id):
+            raise ProtocolError(f'remove needs the target\'s "id", a whole number, got '
+                                f'{_excerpt(json.dumps(target_id))}')
         return Remove(target_id)
     if kind == "source":
         source = message.get("source")
@@ -113,20 +121,34 @@ def parse_command(text: str) -> Command:
     raise ProtocolError(f"unknown message type {_excerpt(kind)} (known: {known})")
 
 
-def parse_boxes(boxes) -> np.ndarray:
-    """A list of [x, y, w, h] lists of finite numbers as an N x 4 array (N >= 1). The tracker checks them
-    against the frame."""
+def parse_boxes(boxes, max_boxes: int) -> np.ndarray:
+    """A list of 1 to `max_boxes` [x, y, w, h] lists of numbers within +-MAX_COORDINATE as an N x 4 array.
+    The session checks them against the frame."""
     if not isinstance(boxes, list) or not boxes:
         raise ProtocolError(f'"boxes" must be a non-empty list of [x, y, w, h], got {_excerpt(json.dumps(boxes))}')
+    if len(boxes) > max_boxes:
+        raise ProtocolError(f"{len(boxes)} boxes: this server tracks at most {max_boxes} targets a session "
+                            "(--max-targets)")
     for box in boxes:
-        if (not isinstance(box, list) or len(box) != 4
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in box)):
-            raise ProtocolError(f"a box must be [x, y, w, h], four finite numbers, got {_excerpt(json.dumps(box))}")
+        if not isinstance(box, list) or len(box) != 4 or not all(_is_coordinate(v) for v in box):
+            raise ProtocolError(f"a box must be [x, y, w, h], four finite numbers within +-{MAX_COORDINATE:g}, "
+                                f"got {_excerpt(json.dumps(box))}")
     return np.array(boxes, dtype=np.float64)
 
 
-def _is_whole(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_coordinate(value) -> bool:
+    """A number within +-MAX_COORDINATE (NaN and infinities fail the comparison), compared as it is: a huge int
+    would overflow a float."""
+    return _is_number(value) and -MAX_COORDINATE <= value <= MAX_COORDINATE
+
+
+def _is_count(value) -> bool:
+    """A frame number or target id: a whole number from 0 to MAX_COUNT."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_COUNT
 
 
 def _excerpt(text: str, limit: int = 60) -> str:

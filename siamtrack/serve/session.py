@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-import tempfile
 import threading
 import time
 from collections import deque
@@ -21,9 +20,10 @@ import numpy as np
 
 from ..core.tracker import SiamFCTracker
 from ..errors import SiamtrackError
-from ..inputs import check_boxes
+from ..inputs import check_boxes, clip_to_frame
 from ..outputs import RunOutputs
 from ..sources import FrameSource
+from .folders import session_folder
 from .frames import decode_frame, encode_jpeg
 from .mailbox import Frame, Mailbox, Order
 from .memory import release_memory
@@ -31,7 +31,7 @@ from .protocol import (Add, Clear, Command, Init, OpenSource, Pause, ProtocolErr
                        boxes_message, error_message, parse_command)
 from .server_source import open_server_source
 from .settings import MAX_WAITING_COMMANDS, PROGRESS_INTERVAL_S, ServeSettings
-from .upload import UPLOAD_NAME, UploadBusy, VideoInfo, track_upload
+from .upload import UPLOAD_NAME, UploadBusy, UploadLimits, VideoInfo, remove_results, track_upload
 
 
 @dataclass(frozen=True)
@@ -56,12 +56,14 @@ class Session:
                  send: Send):
         self.id, self.settings, self._send = session_id, settings, send
         self._tracker, self._guard = tracker, guard
-        self.folder = Path(tempfile.mkdtemp(prefix="siamtrack-serve-"))  # mode 0700: this session's files only
+        self.folder = session_folder()  # mode 0700: this session's files only
         self.mailbox = Mailbox(MAX_WAITING_COMMANDS)
         self.frames_received = 0  # the client's frames, each numbered by its place among them
         self.tracking = False  # whether the tracker holds targets of the live frames
         self.upload: VideoInfo | None = None
         self.upload_running = False
+        self.upload_receiving = False  # an upload's body is coming in
+        self.working = False  # the worker handles a frame or command
         self.closed = threading.Event()  # set on close: a running upload job stops
         self.source: FrameSource | None = None
         self.paused = False
@@ -71,10 +73,20 @@ class Session:
         # one thread per session: its tracker is used there, one call at a time
         self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"siamtrack-session-{session_id[:6]}")
         self._live_rows = RunOutputs(None, str(self.folder / LIVE_BOXES_NAME), fps=0.0)
+        self.last_active = time.monotonic()  # a message in or out: the idle timeout counts from it
+
+    def idle_for(self) -> float:
+        """Seconds since the last message in or out; 0 while the tracker works on the client's frame or command,
+        while an upload comes in or is tracked (it says nothing for a while when it is large) and while a server
+        source is open (it ends by itself when it stops)."""
+        if self.working or self.upload_receiving or self.upload_running or self.source is not None:
+            return 0.0
+        return time.monotonic() - self.last_active
 
     # --- messages in
 
     def frame_arrived(self, data: bytes) -> None:
+        self.last_active = time.monotonic()
         if self.source is not None:
             raise ProtocolError("this session shows a server source: close it ({\"type\": \"source\", \"source\": "
                                 "null}) before sending frames of your own")
@@ -82,7 +94,8 @@ class Session:
         self.frames_received += 1
 
     def text_arrived(self, text: str) -> None:
-        command = parse_command(text)
+        self.last_active = time.monotonic()
+        command = parse_command(text, self.settings.max_targets)
         if isinstance(command, Pause | Resume):
             self.paused = isinstance(command, Pause)  # at once: the source's next frame is held back already
         frame = None
@@ -108,6 +121,7 @@ class Session:
         await self.send({"type": "ready"})
         while True:
             item = await self.mailbox.take()
+            self.working = True
             try:
                 await self._handle(tracker, item)
             except SiamtrackError as exc:
@@ -115,6 +129,8 @@ class Session:
             except Exception:  # a fault of ours must not end the session silently: log it, say so, go on
                 log.exception("session %s", self.id)
                 await self.send(error_message("internal error in the server (logged there); the session goes on"))
+            finally:
+                self.working, self.last_active = False, time.monotonic()
 
     async def _handle(self, tracker: SiamFCTracker, item: Order | Frame) -> None:
         if isinstance(item, Frame):
@@ -157,18 +173,24 @@ class Session:
     async def _start_targets(self, tracker: SiamFCTracker, command: Init, frame: Frame) -> None:
         """init (or add, or add to nothing: init) on the command's frame, and the boxes as they start."""
         adding = isinstance(command, Add) and self.tracking
+        held = len(tracker.ids) if adding else 0
+        if held + len(command.boxes) > self.settings.max_targets:
+            raise ProtocolError(f"{held} targets and {len(command.boxes)} more: this server tracks at most "
+                                f"{self.settings.max_targets} a session (--max-targets)")
 
         def start():
             began = time.perf_counter()
             rgb = self._rgb(frame)
+            height, width = rgb.shape[:2]
+            check_boxes(command.boxes, width, height)  # all or none of them join
+            boxes = clip_to_frame(command.boxes, width, height)  # as `run` does: the part inside the frame
             if adding:
-                check_boxes(command.boxes, rgb.shape[1], rgb.shape[0])  # all or none of them join
                 if not frame.tracked:  # the targets so far move to this frame before the new ones join
                     tracker.update(rgb)
-                for box in command.boxes:
+                for box in boxes:
                     tracker.add(rgb, box)
             else:
-                tracker.init(rgb, command.boxes)
+                tracker.init(rgb, boxes)
             return 1000 * (time.perf_counter() - began)
 
         if not adding:
@@ -188,12 +210,15 @@ class Session:
     async def _show(self, frame: Frame, image: bytes) -> None:
         """A server source's frame to the client: a `frame` message, then its JPEG."""
         self._shown.append(frame)
+        self.last_active = time.monotonic()
         async with self._send_lock:  # the two belong together: nothing in between
             await self._send({"type": "frame", "frame": frame.number})
             await self._send(image)
 
     def _rgb(self, frame: Frame) -> np.ndarray:
-        return frame.data if isinstance(frame.data, np.ndarray) else decode_frame(frame.data)
+        if isinstance(frame.data, np.ndarray):
+            return frame.data
+        return decode_frame(frame.data, self.settings.max_frame_pixels)
 
     # --- server sources
 
@@ -225,8 +250,11 @@ class Session:
     # --- uploads
 
     def upload_path(self) -> Path:
+        """Where a new upload goes, once the last one's results are gone: a failed upload leaves none."""
         if self.upload_running:
             raise UploadBusy("a video of this session is being tracked: wait until it is done")
+        self.upload = None
+        remove_results(self.folder)
         return self.folder / UPLOAD_NAME
 
     async def _track_upload(self, tracker: SiamFCTracker, boxes: np.ndarray) -> None:
@@ -235,17 +263,24 @@ class Session:
         loop, last = asyncio.get_running_loop(), [0.0]
 
         def progress(done: int, total: int | None) -> None:  # on the session's thread
+            self.last_active = time.monotonic()
             if time.perf_counter() - last[0] >= PROGRESS_INTERVAL_S or done == total:
                 last[0] = time.perf_counter()
                 asyncio.run_coroutine_threadsafe(self.send({"type": "progress", "done": done, "total": total}), loop)
 
+        check_boxes(boxes, self.upload.width, self.upload.height)
+        boxes = clip_to_frame(boxes, self.upload.width, self.upload.height)
+        limits = UploadLimits(self.settings.max_upload_frames, self.settings.max_disk_bytes,
+                              self.settings.max_disk_mb)
         self.upload_running, self.tracking = True, False
         try:
             result = await asyncio.get_running_loop().run_in_executor(  # a frame at a time through the guard
-                self._thread, track_upload, tracker, self.folder, boxes, progress, self.closed, self._guard)
+                self._thread, track_upload, tracker, self.folder, boxes, progress, self.closed, limits, self._guard)
         finally:
             self.upload_running = False
-        await self.send({"type": "upload_done", "frames": result.frames, "fps": round(result.fps, 1)})
+            self.last_active = time.monotonic()
+        await self.send({"type": "upload_done", "frames": result.frames, "fps": round(result.fps, 1),
+                         "stopped": result.stopped})
 
     # --- plumbing
 
@@ -257,6 +292,7 @@ class Session:
         return await asyncio.get_running_loop().run_in_executor(self._thread, call)
 
     async def send(self, message: dict) -> None:
+        self.last_active = time.monotonic()
         async with self._send_lock:
             await self._send(message)
 

@@ -2,6 +2,9 @@
 
 A run folder holds last.pt (every epoch, everything needed to resume), best.pt (lowest validation
 loss), metrics.jsonl and curves.png. Both checkpoints load straight into SiamFCTracker(weights=...).
+A run stopped mid-epoch (Ctrl-C, SIGTERM) saves last.pt where it stopped, and --resume goes on from that
+pair: an epoch's pairs are fixed by (seed, epoch, index), so the resumed run sees the pairs it would have
+(a stop that lands inside an optimizer step may count that one batch twice).
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
@@ -62,6 +65,7 @@ def open_run(out: Path, resume: bool) -> dict | None:
     """
     last = out / LAST
     if resume:
+        _check_resumable(out)
         return load_checkpoint(last)
     if last.exists():
         raise ConfigError(f"{out} already holds a run ({LAST}); resume it or choose another output folder")
@@ -77,8 +81,16 @@ def run_config(out: str | Path, config: str | Path | None, overrides: list[str],
     """
     if not resume:
         return load_config(config, overrides)
+    _check_resumable(Path(out))
     last = Path(out) / LAST
     return checkpoint_config(load_checkpoint(last), last, overrides)
+
+
+def _check_resumable(out: Path) -> None:
+    """A one-line error saying what to do when `out` holds no run to resume."""
+    if not (out / LAST).exists():
+        what = "does not exist" if not out.exists() else f"holds no {LAST}: the run stopped before it saved one"
+        raise ConfigError(f"nothing to resume: {out} {what}; start the run again without --resume")
 
 
 def check_run(cfg: Config, data: list[str | Path], out: str | Path, resume: bool) -> None:
@@ -113,6 +125,8 @@ class Trainer:
         self.model = pair if env.world == 1 else DistributedDataParallel(
             pair, device_ids=[device.index] if device.type == "cuda" else None)
         self.epoch, self.step, self.best_val = 0, 0, float("inf")
+        self.epoch_pairs = 0  # of the epoch under way, trained on so far (a run stopped mid-epoch resumes there)
+        self.epoch_sum = torch.zeros(2, device=device)  # its loss x pairs, pairs
         self.log = MetricsLog(self.out / METRICS, env.main)
         if ckpt is not None:
             self._restore(ckpt)
@@ -128,6 +142,8 @@ class Trainer:
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.scaler.load_state_dict(ckpt["scaler"])
         self.epoch, self.step, self.best_val = ckpt["epoch"], ckpt["step"], ckpt["best_val"]
+        self.epoch_pairs = ckpt.get("epoch_pairs", 0)  # older checkpoints were written at epochs' ends only
+        self.epoch_sum = ckpt.get("epoch_sum", torch.zeros(2)).to(self.device)
         torch.set_rng_state(ckpt["rng"]["torch"])
         if self.device.type == "cuda" and ckpt["rng"]["cuda"]:
             torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
@@ -135,15 +151,20 @@ class Trainer:
 
     def run(self) -> SiameseNet:
         per_epoch = self._own_pairs(self.train_set) + self._own_pairs(self.val_set)
-        self.clock = RunClock((self.t.epochs - self.epoch) * per_epoch)
+        self.clock = RunClock((self.t.epochs - self.epoch) * per_epoch - self.epoch_pairs)
         while self.epoch < self.t.epochs:
             lr = self.optimizer.param_groups[0]["lr"]
             started = time.perf_counter()
-            train_loss = self._train_epoch()
+            try:
+                train_loss = self._train_epoch()
+            except KeyboardInterrupt:  # Ctrl-C or SIGTERM: keep what the epoch has learnt so far
+                self._save_stopped()
+                raise
             train_seconds = time.perf_counter() - started
             val_loss = self._validate()
             self.scheduler.step()
-            self.epoch += 1
+            self.epoch, self.epoch_pairs = self.epoch + 1, 0
+            self.epoch_sum = torch.zeros(2, device=self.device)
             self._save(val_loss)  # before the log row: a logged epoch is always a saved one
             self.log.write("epoch", epoch=self.epoch, step=self.step, lr=lr, train_loss=train_loss,
                            val_loss=val_loss, seconds=round(time.perf_counter() - started, 2),
@@ -156,7 +177,7 @@ class Trainer:
         """The pairs of `dataset` this process handles per epoch (a DistributedSampler's share)."""
         return 0 if dataset is None else math.ceil(len(dataset) / self.env.world)
 
-    def _loader(self, dataset: PairDataset) -> DataLoader:
+    def _loader(self, dataset: PairDataset | Subset) -> DataLoader:
         sampler = DistributedSampler(dataset, self.env.world, self.env.rank, shuffle=False) if self.env.world > 1 else None
         return DataLoader(dataset, self.t.batch_size, sampler=sampler, num_workers=self.t.num_workers,
                           pin_memory=self.device.type == "cuda", worker_init_fn=quiet_stop_signals)
@@ -175,16 +196,17 @@ class Trainer:
     def _train_epoch(self) -> float:
         self._set_train_mode()
         self.train_set.key = (self.t.seed, TRAIN_STREAM, self.epoch)
-        epoch_sum = torch.zeros(2, device=self.device)  # loss x pairs, pairs
         interval_sum = torch.zeros(2, device=self.device)
         postfix = {}
-        with tqdm(total=self._own_pairs(self.train_set), desc=f"epoch {self.epoch + 1}/{self.t.epochs}",
-                  unit="pair", disable=not self.progress) as bar:
+        rest = Subset(self.train_set, range(self.epoch_pairs, len(self.train_set)))  # all, unless resumed mid-epoch
+        with tqdm(total=self._own_pairs(self.train_set), initial=self.epoch_pairs, unit="pair",
+                  desc=f"epoch {self.epoch + 1}/{self.t.epochs}", disable=not self.progress) as bar:
             interval_start = step_start = time.perf_counter()
-            for batch in self._loader(self.train_set):
+            for batch in self._loader(rest):
                 stats = self._train_step(batch)
                 pairs = len(batch[0])
-                epoch_sum += stats
+                self.epoch_pairs += pairs
+                self.epoch_sum += stats
                 interval_sum += stats
                 if self.step % self.t.log_interval == 0:
                     postfix["loss"] = f"{self._log_interval(interval_sum, interval_start):.4f}"
@@ -193,7 +215,7 @@ class Trainer:
                 self.clock.step(pairs, time.perf_counter() - step_start)
                 step_start = time.perf_counter()
                 self._show_progress(bar, pairs, postfix)
-        total = self.env.sum(epoch_sum)
+        total = self.env.sum(self.epoch_sum.clone())
         return (total[0] / total[1]).item()
 
     def _train_step(self, batch) -> torch.Tensor:
@@ -246,15 +268,26 @@ class Trainer:
         improved = val_loss is None or val_loss < self.best_val
         if improved and val_loss is not None:
             self.best_val = val_loss
-        state = {"model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
-                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
-                 "epoch": self.epoch, "step": self.step, "best_val": self.best_val,
-                 "config": self.cfg.to_dict(),
-                 "rng": {"torch": torch.get_rng_state(),
-                         "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else []}}
-        save_checkpoint(state, self.out / LAST)
+        save_checkpoint(self._state(), self.out / LAST)
         if improved:
-            save_checkpoint(state, self.out / BEST)
+            save_checkpoint(self._state(), self.out / BEST)
+
+    def _save_stopped(self) -> None:
+        """last.pt where a stopped epoch got to, so that --resume goes on from there. One process only: the
+        processes of a distributed run stop at different steps, so they resume from their last whole epoch."""
+        if self.env.world == 1 and self.epoch_pairs:
+            self.out.mkdir(parents=True, exist_ok=True)
+            save_checkpoint(self._state(), self.out / LAST)
+            self.log.write("stopped", epoch=self.epoch + 1, step=self.step, epoch_pairs=self.epoch_pairs)
+
+    def _state(self) -> dict:
+        return {"model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+                "epoch": self.epoch, "step": self.step, "best_val": self.best_val,
+                "epoch_pairs": self.epoch_pairs, "epoch_sum": self.epoch_sum.cpu(),
+                "config": self.cfg.to_dict(),
+                "rng": {"torch": torch.get_rng_state(),
+                        "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else []}}
 
 
 def train(cfg: Config, data: list[str | Path], out: str | Path, resume: bool = False, device: str = "auto",

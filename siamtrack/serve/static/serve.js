@@ -13,6 +13,7 @@ const LATENCY_WINDOW = 30;     // latencies the median is taken over
 const FPS_WINDOW_MS = 2000;    // answers the fps is counted over
 const MAX_RESULTS = 10000;     // answers kept in window.siamtrack.results
 const MESSAGE_MS = 8000;       // how long an error stays on the page
+const IDLE_CLOSE = 4000;       // the server closed the session after its --idle-timeout
 
 const $ = (id) => document.getElementById(id);
 const token = new URLSearchParams(location.search).get("token");
@@ -53,7 +54,8 @@ function connect() {
     else onImage(event.data);
   };
   socket.onclose = (event) => {
-    setStatus(event.code === 1013 ? "busy" : "disconnected: reload the page to start a new session");
+    const why = { 1013: "busy", [IDLE_CLOSE]: "closed: idle for too long; reload the page to start again" };
+    setStatus(why[event.code] || "disconnected: reload the page to start a new session");
     setControls();
   };
   state.socket = socket;
@@ -73,9 +75,9 @@ function onMessage(message) {
       $("model").textContent = message.model;
       $("server-source").hidden = !message.server_sources;
       $("download-live").href = sessionUrl("live.boxes.txt");
-      setStatus("building the tracker…");
+      setStatus("starting the session…");
     },
-    ready: () => setStatus(`ready (tracker built in ${message.build_s} s)`),
+    ready: () => setStatus("ready"),
     boxes: () => onBoxes(message),
     frame: () => { state.pendingFrame = message.frame; },
     source_opened: () => startServerSource(message),
@@ -88,6 +90,7 @@ function onMessage(message) {
     upload_done: () => onUploadDone(message),
     error: () => showMessage(message.message),
     busy: () => showMessage(message.message),
+    idle: () => showMessage(message.message, "note", 0),
   };
   (handlers[message.type] || (() => showMessage(`unknown message from the server: ${message.type}`)))();
 }
@@ -210,6 +213,8 @@ function onProgress(message) {
 async function onUploadDone(message) {
   $("progress").hidden = true;
   setStatus(`tracked ${message.frames} frames at ${message.fps} fps`);
+  setHint("Done: the boxes play back over the video; download them, or the annotated video, below.");
+  if (message.stopped) showMessage(`the video was tracked up to frame ${message.frames}: ${message.stopped}`, "note", 0);
   $("fps").textContent = message.fps.toFixed(1);
   for (const [id, name] of [["download-boxes", "upload.boxes.txt"], ["download-video", "upload.mp4"]]) {
     $(id).href = sessionUrl(name);
@@ -284,11 +289,16 @@ function resume() {
 
 async function start() {
   if (!state.drawn.length) return showMessage("drag a box around a target first");
+  const held = state.tracking && state.drawMode === "add" ? state.targets.length : 0;
+  if (held + state.drawn.length > state.hello.max_targets) {
+    return showMessage(`this server tracks at most ${state.hello.max_targets} targets at once: drop some first`);
+  }
   const boxes = state.drawn.map((b) => b.map((v) => Math.round(v * 100) / 100));
   if (state.mode === "upload") {
     state.drawn = [];
     sendJson({ type: "track_upload", boxes });
     $("progress").hidden = false;
+    setHint("The server is tracking the video: its boxes play back here once it is done.");
     setControls();
     return;
   }
@@ -444,12 +454,13 @@ function setStatus(text) { $("status").textContent = text; }
 function setHint(text) { $("hint").textContent = text; }
 
 let messageTimer = null;
-function showMessage(text) {
+function showMessage(text, kind = "error", ms = MESSAGE_MS) {   // ms 0: until the next message
   const box = $("message");
   box.textContent = text;
+  box.className = kind === "note" ? "note" : "";
   box.hidden = false;
   clearTimeout(messageTimer);
-  messageTimer = setTimeout(() => { box.hidden = true; }, MESSAGE_MS);
+  if (ms) messageTimer = setTimeout(() => { box.hidden = true; }, ms);
 }
 
 function sessionUrl(name) { return `/sessions/${state.session}/${name}${query}`; }
