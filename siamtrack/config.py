@@ -56,8 +56,8 @@ class VerifierConfig:
     """Whether a target is lost (siamtrack/core/verifier.py): the rule on the score (track.lost_ratio,
     lost_drop, lost_window), a logistic classifier on cues of the response, the features and the colours,
     chosen by cross-validation (tools/lost_signal.py), or both (lost where either says so; a candidate taken
-    back where both agree)."""
-    kind: str = "rule"  # rule | classifier | both
+    back where both agree), or guarded (lost where the rule says so; a candidate taken back where both agree)."""
+    kind: str = "rule"  # rule | classifier | both | guarded
     # classifier: p(failed) = sigmoid(bias + sum of weight x cue), over the cues named (LOST_CUES)
     weights: dict = field(default_factory=dict)
     bias: float = 0.0
@@ -181,7 +181,7 @@ _CHOICES = {"model.xcorr": ("plain", "normalized"),
             "track.scale_filter": ("none", "dsst"),
             "model.input_norm": ("inception", "imagenet"),
             "model.fusion": ("none", "blocks"),
-            "track.verifier.kind": ("rule", "classifier", "both"),
+            "track.verifier.kind": ("rule", "classifier", "both", "guarded"),
             "train.loss": ("logistic", "contrastive", "triplet")}
 
 # allowed ranges, as (wording, test, keys): a value outside them fails later, deep inside the model,

@@ -65,8 +65,11 @@ class Verifier:
     def __init__(self, track: TrackConfig):
         self.track = track
         self.cfg = track.verifier
+        # guarded: the rule judges a tracked target lost, and a candidate is taken back where the rule and the
+        # classifier agree (the classifier only guards the search: a tracked target is never flagged by it)
         self.classifier = self.cfg.kind in ("classifier", "both")
-        self.rule = self.cfg.kind in ("rule", "both")
+        self.rule = self.cfg.kind in ("rule", "both", "guarded")
+        self.guard = self.cfg.kind in ("classifier", "both", "guarded")  # the classifier weighs candidates
         self.weights = np.array([float(self.cfg.weights.get(cue, 0.0)) for cue in LOST_CUES])
         # a candidate's p(not the target): its own classifier where the config has one, else the lost one's
         found = self.cfg.found_weights or self.cfg.weights
@@ -119,7 +122,7 @@ class Verifier:
         """Whether each lost target's candidate (its best peak in its tiles) is the target, taken back, and its
         cues. A candidate has not moved the box: its jump counts as none."""
         ruled = ~self.rule_lost(history) if self.rule else np.ones(len(boxes), dtype=bool)
-        if not self.classifier:
+        if not self.guard:
             return ruled, None
         cues = self.cues(frame, peaks, history, boxes, colour_models, np.zeros(len(boxes)))
         return ruled & (logistic(self.found_bias + cues @ self.found_weights) < self.cfg.accept), cues
