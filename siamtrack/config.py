@@ -80,6 +80,9 @@ class RedetectConfig:
     confident size, the window off, one always at its last confident place; the others first around it
     (`near_frames` frames), then over the whole frame, nearest first, round after round."""
     tiles: int = 0  # 0: no search, a lost target waits where it was lost for its score to come back
+    # updates judged lost in a row before the target is held and searched for: until then its box follows the
+    # peak as a tracked one's (a short false alarm on a target still there moves nothing); 1: at once
+    after: int = 1
     near_frames: int = 10
     tile_step: float = 0.7  # between tile centres, in search-crop sides (a response covers about 0.75 of one)
 
@@ -193,6 +196,7 @@ _RANGES = (
         "track.dsst.scales",
         "track.dsst.interpolated", "track.dsst.step", "track.dsst.sigma", "track.dsst.model_area", "track.dsst.cell",
         "track.verifier.sidelobe_radius", "track.verifier.colour_bins", "track.redetect.tile_step",
+        "track.redetect.after",
         "model.fusion_blocks", "track.warps.angle_max",
         "train.epochs", "train.batch_size", "train.lr_start", "train.lr_end", "train.max_gap",
         "train.positive_radius", "train.pairs_per_epoch", "train.log_interval"}),

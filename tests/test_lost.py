@@ -72,6 +72,23 @@ def test_a_target_replaced_by_background_is_lost_while_it_is_gone_held_and_found
     assert not lost[back].any() and overlaps(boxes[back], truth[1:][back]).min() > TRACKED_IOU, lost
 
 
+def test_a_target_is_held_only_after_it_has_been_lost_for_after_updates():
+    """track.redetect.after: the first after - 1 lost updates leave the box following the peak (onto the
+    background here), then it goes back to the last confident box and stays there, lost, until found."""
+    after = 3
+    tracker = SiamFCTracker(MODELS[1], device="cpu", quiet=True, overrides=LONG_TERM + (f"track.redetect.after={after}",))
+    shown = np.repeat([True, False, True], [SEEN, HIDDEN, BACK])
+    frames, truth = walk(shown)
+    boxes, _, lost = updates(tracker, frames, truth[0])
+    gone = np.flatnonzero(~shown[1:])
+    assert lost[gone].all(), lost
+    confident = boxes[SEEN - 2]
+    assert not (boxes[gone[:after - 1]] == confident).all(axis=1).all()  # not held yet: the peak moved it
+    assert (boxes[gone[after - 1:]] == confident).all()  # held from the after-th lost update on
+    back = np.flatnonzero(shown[1:])[SEEN - 1:]
+    assert not lost[back].any() and overlaps(boxes[back], truth[1:][back]).min() > TRACKED_IOU, lost
+
+
 def test_a_target_shrinking_into_haze_stays_tracked_and_is_not_lost(tracker):
     """The target drives off: it shrinks to SMALLEST of its side and blurs, so that its score falls under
     half the first update's (where the rule before issue 23 called it lost), but the box stays on it."""

@@ -35,10 +35,14 @@ class LostAndFound:
         """Whether lost targets are searched for (and held at their last confident box meanwhile)."""
         return self.redetector.on
 
+    def held(self, s: Targets) -> np.ndarray:
+        """Per target, whether it is held at its last confident box and searched for (track.redetect): lost for
+        `after` updates in a row."""
+        return s.lost & (s.lost_frames >= self.track.redetect.after) & self.searching
+
     def split(self, s: Targets) -> tuple[np.ndarray, np.ndarray]:
-        """The rows of the targets tracked this frame, and of those searched for in tiles instead (the lost
-        ones, with track.redetect)."""
-        searched = s.lost & self.searching
+        """The rows of the targets tracked this frame, and of those searched for in tiles instead."""
+        searched = self.held(s)
         return np.flatnonzero(~searched), np.flatnonzero(searched)
 
     def kernel_row(self, s: Targets, rows: np.ndarray, scale: np.ndarray | int) -> np.ndarray:
@@ -74,9 +78,8 @@ class LostAndFound:
         boxes = boxes_of(s)[rows]
         lost, cues = self.verifier.judge(frame, peaks, s.history(rows, score), boxes, s.colour_model[rows], moved)
         s.colour_model[rows] = self.verifier.adapted_colours(frame, boxes, s.colour_model[rows], cues)
-        if self.searching:
-            s.hold(rows[lost])
         s.judged(rows, score, lost, cues)
+        s.hold(rows[self.held(s)[rows]])
 
     def search(self, frame: np.ndarray, s: Targets, rows: np.ndarray, tiles: np.ndarray,
                levels: tuple[torch.Tensor, ...], features: tuple[torch.Tensor, ...], frame_size: np.ndarray) -> None:

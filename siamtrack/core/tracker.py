@@ -302,8 +302,8 @@ class SiamFCTracker:
         """Resize each target that has a DSST filter by its estimate at the target's new centre, then let the
         filter learn from the frame at the new box; with track.redetect, not a lost target, held where it was."""
         s = self.targets
-        filtered = [(i, f) for i, f in enumerate(s.scale_filter)
-                    if f is not None and not (s.lost[i] and self.lost_found.searching)]
+        held = self.lost_found.held(s)
+        filtered = [(i, f) for i, f in enumerate(s.scale_filter) if f is not None and not held[i]]
         for i, scale_filter in filtered:
             s.scale[i] *= scale_filter.estimate(frame, s.center[i], s.base_size[i] * s.scale[i])
         if filtered:
