@@ -20,7 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # the label-studio program: $SIAMTRACK_LABEL_STUDIO, else the venv .ci/run installs it in
 LABEL_STUDIO = Path(os.environ.get("SIAMTRACK_LABEL_STUDIO", ROOT / ".venv-label-studio" / "bin" / "label-studio"))
-INSTALL = "python3 -m venv .venv-label-studio && .venv-label-studio/bin/pip install label-studio (.ci/run does)"
+INSTALL = ("python3 -m venv .venv-label-studio && .venv-label-studio/bin/pip install label-studio==1.23.2 'sentry-sdk<3'"
+           " (.ci/run does)")
 START_TIMEOUT_S = 300.0  # its first start makes a new database: 1-2 minutes on a busy 2-core machine
 BACKEND_START_TIMEOUT_S = 120.0
 USER, PASSWORD, LEGACY_TOKEN = "tester@example.com", "siamtrack-test-password", "siamtrack0legacy0token"

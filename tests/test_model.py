@@ -1,24 +1,17 @@
-"""One model, many trackers: a Model is built once and shared; trackers over it track as trackers built alone,
+"""One model, many trackers: a Model is built once and shared; trackers over it track as trackers built alone
+(on real frames, for every shipped config and backend: test_reference_boxes.py),
 and building one changes nothing outside it, even while trackers run on other threads."""
 import threading
 
 import numpy as np
 import pytest
 import torch
-from conftest import OTB_MINI, require
-from PIL import Image
 
 from siamtrack import Model, SiamFCTracker, TrackerSpec
-from siamtrack.config import shipped_configs
-from siamtrack.core.backends import BACKENDS
 from siamtrack.core.frame_loop import track_frames
-from siamtrack.datasets import load_sequences
 from siamtrack.errors import ConfigError
 
 FAST = "siamfc_lite0_fast"
-SHARING = 20  # trackers over one model
-CAR1_FRAMES = 3  # the given box and two updates: each of 20 trackers, on every config and backend
-UNTRAINED = ('weights=""', "model.pretrained=false")  # a config whose weights do not ship: seeded random ones
 
 
 def boxes(tracker, frames, box) -> np.ndarray:
@@ -76,25 +69,3 @@ def test_a_model_builds_on_one_thread_while_trackers_track_on_others(clip, backe
         thread.join(60)
     assert not errors and all(np.array_equal(found[i], expected) for i in range(2))
     assert torch.nn.Module.__call__ is call and built.backend.name == "torch"
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("config", shipped_configs())
-def test_every_tracker_over_one_model_gives_the_boxes_of_a_tracker_built_alone(config, backend, monkeypatch, tmp_path):
-    if backend.startswith("onnxruntime"):
-        pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # int8: calibrated here, not read from a user's cache
-    car1 = load_sequences(require(OTB_MINI) / "Car1")[0]
-    frames = [np.asarray(Image.open(path).convert("RGB")) for path in car1.frames[:CAR1_FRAMES]]
-    spec = TrackerSpec(config, device="cpu", backend=backend, overrides=() if config != "siamfc_alexnet" else UNTRAINED)
-    torch.manual_seed(0)
-    alone = boxes(spec.build(quiet=True), frames, car1.boxes[0])
-    torch.manual_seed(0)
-    model = spec.model(quiet=True)
-    shared = [SiamFCTracker(model) for _ in range(SHARING)]
-    for tracker in shared:
-        tracker.init(frames[0], car1.boxes[0])
-    for index, frame in enumerate(frames[1:], start=1):
-        for tracker in shared:
-            assert np.array_equal(tracker.update(frame), alone[index]), (index, tracker)

@@ -1,5 +1,7 @@
 """Every shipped config and backend still gives the boxes it gave when tests/data/reference_boxes.json
-was written (tools/reference_boxes.py, before the design step that reshaped the tracker's state).
+was written (tools/reference_boxes.py, before the design step that reshaped the tracker's state), and every
+one of many trackers over that tracker's model, run interleaved, gives exactly its boxes (one model, many
+trackers: issue 29).
 
 Float backends give the same boxes on any CPU, to the file's 4 decimals. int8 does not: ONNX Runtime's int8
 kernels round differently from one CPU to another (on another machine of the same kind all three configs'
@@ -13,6 +15,8 @@ import numpy as np
 import pytest
 from conftest import OTB_MINI, require
 
+SHARING = 20  # trackers over one model, interleaved over the given box and SHARED_UPDATES updates
+SHARED_UPDATES = 2
 REFERENCE = json.loads((Path(__file__).parent / "data" / "reference_boxes.json").read_text())
 TOLERANCE_PX = 1e-3  # the file keeps 4 decimals
 INT8 = "onnxruntime-int8"
@@ -28,11 +32,12 @@ def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("key", sorted(REFERENCE["boxes"]))
-def test_boxes_equal_the_reference(key):
+def test_boxes_equal_the_reference_and_every_tracker_over_the_model_gives_them(key, monkeypatch, tmp_path):
     import sys
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-    from reference_boxes import boxes_of
+    from reference_boxes import reference_tracker
 
+    from siamtrack import SiamFCTracker
     from siamtrack.datasets import load_sequences
     from siamtrack.inputs import read_rgb
     sequence = load_sequences(require(OTB_MINI) / REFERENCE["sequence"])[0]
@@ -40,7 +45,17 @@ def test_boxes_equal_the_reference(key):
     config, backend = key.split("/")
     if backend.startswith("onnxruntime"):
         pytest.importorskip("onnxruntime")
-    boxes = np.array(boxes_of(config, backend, frames, np.array(REFERENCE["first"])))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # int8: calibrated here, not read from a user's cache
+    alone = reference_tracker(config, backend)
+    first = np.array(REFERENCE["first"])
+    alone.init(frames[0], first)
+    boxes = np.array([alone.update(frame) for frame in frames[1:]])
+    shared = [SiamFCTracker(alone.model) for _ in range(SHARING)]
+    for tracker in shared:
+        tracker.init(frames[0], first)
+    for index, frame in enumerate(frames[1:1 + SHARED_UPDATES]):
+        for tracker in shared:
+            assert np.array_equal(tracker.update(frame), boxes[index]), (index, tracker)
     if backend != INT8:
         np.testing.assert_allclose(boxes, REFERENCE["boxes"][key], atol=TOLERANCE_PX)
         return

@@ -25,11 +25,15 @@ FRAMES = 12
 UNTRAINED = ('weights=""', "model.pretrained=false")  # a config whose weights do not ship: seeded random ones
 
 
-def boxes_of(config: str, backend: str, frames: list[np.ndarray], first: np.ndarray) -> list[list[float]]:
+def reference_tracker(config: str, backend: str) -> SiamFCTracker:
+    """A tracker built alone, as the reference's were: seeded random weights where a config's do not ship."""
     path = resolve_weights_path(load_config(config))
     torch.manual_seed(0)
-    tracker = SiamFCTracker(config, device="cpu", backend=backend,
-                            overrides=() if path is not None and path.is_file() else UNTRAINED)
+    return SiamFCTracker(config, device="cpu", backend=backend,
+                         overrides=() if path is not None and path.is_file() else UNTRAINED)
+
+
+def boxes_of(tracker: SiamFCTracker, frames: list[np.ndarray], first: np.ndarray) -> list[list[float]]:
     tracker.init(frames[0], first)
     return [tracker.update(frame).round(4).tolist() for frame in frames[1:]]
 
@@ -41,7 +45,8 @@ def main(root: str, out: str) -> None:
     reference = {"sequence": SEQUENCE, "frames": FRAMES, "first": sequence.boxes[0].tolist(), "boxes": {}}
     for config in shipped_configs():
         for backend in BACKENDS:
-            reference["boxes"][f"{Path(config).stem}/{backend}"] = boxes_of(config, backend, frames, sequence.boxes[0])
+            tracker = reference_tracker(config, backend)
+            reference["boxes"][f"{Path(config).stem}/{backend}"] = boxes_of(tracker, frames, sequence.boxes[0])
     Path(out).write_text(json.dumps(reference, indent=1) + "\n")
 
 

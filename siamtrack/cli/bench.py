@@ -47,7 +47,8 @@ def handle(args: argparse.Namespace) -> int:
         for model, note in timed.slow_notes():
             say(f"{model}: {note}")
     if MISSING_TRACKERS:
-        print(f"not timed: {', '.join(MISSING_TRACKERS)} (this OpenCV build lacks them; opencv-contrib-python has them)")
+        print(f"not timed: {', '.join(MISSING_TRACKERS)} "
+              "(this OpenCV build lacks them; opencv-contrib-python has them)")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
         print(f"wrote {args.json}")

@@ -6,10 +6,10 @@ import logging
 import os
 
 from ..errors import SiamtrackError
-from ..serve.settings import ANY_HOST, DEFAULT_HOST, SHUTDOWN_GRACE_S  # no optional package in these
+from ..serve.settings import ANY_HOST  # no optional package in these
 from ..text import plural
-from .options import add_tracker_args, positive_int, say, tracker_spec, whole_number
-from .serve import host_names, listen, page_urls
+from .options import add_tracker_args, positive_int, say, tracker_spec
+from .serve import add_address_args, host_names, listen, page_urls, run_until_stopped
 
 DEFAULT_PORT = 9090  # Label Studio's ML backends' usual port
 ENV_URL, ENV_KEY = "LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY"  # as Label Studio's own ML backends read them
@@ -20,11 +20,7 @@ def add_parser(sub) -> None:
     parser = sub.add_parser("label-studio", help="a Label Studio ML backend: track the boxes drawn on video tasks",
                             description=f"Reads each task's video from Label Studio at ${ENV_URL} with ${ENV_KEY} "
                                         "(a personal access token or a legacy token).")
-    parser.add_argument("--host", default=DEFAULT_HOST,
-                        help=f"address to listen on (default: {DEFAULT_HOST}, this machine only); any other needs the "
-                             "password the backend prints, unless --no-auth")
-    parser.add_argument("--port", type=whole_number(0), default=DEFAULT_PORT,
-                        help=f"port (default: {DEFAULT_PORT}; 0: any free one)")
+    add_address_args(parser, DEFAULT_PORT, "the password the backend prints, unless --no-auth")
     parser.add_argument("--keyframe-stride", type=positive_int, default=DEFAULT_KEYFRAME_STRIDE,
                         help=f"a keyframe every this many frames; Label Studio interpolates between them "
                              f"(default: {DEFAULT_KEYFRAME_STRIDE})")
@@ -56,7 +52,8 @@ def show_log() -> None:
 
 def handle(args: argparse.Namespace) -> int:
     try:
-        import uvicorn
+        import uvicorn  # noqa: F401 (run_until_stopped uses it: a missing extra fails here, in one line)
+
         from ..integrations.label_studio import Backend, BackendSettings, build_trackers, model_version
         from ..integrations.label_studio_api import LabelStudio
         from ..integrations.label_studio_app import BASIC_AUTH_USER, build_app
@@ -89,11 +86,6 @@ def handle(args: argparse.Namespace) -> int:
                 "(Label Studio refuses local addresses by default)")
         show_log()
         app = build_app(backend, password, host_names(args.host, args.allowed_host))
-        config = uvicorn.Config(app, log_level="warning", lifespan="off",
-                                timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
-        try:
-            uvicorn.Server(config).run(sockets=[listener])
-        except KeyboardInterrupt:  # uvicorn has closed every socket: stopping is this command's normal end
-            pass
+        run_until_stopped(app, listener)
     print(f"label-studio: stopped after {plural(backend.tracked_tasks, 'task')} tracked")
     return 0

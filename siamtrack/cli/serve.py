@@ -17,13 +17,17 @@ from .options import add_tracker_args, positive_int, say, tracker_spec, whole_nu
 ANY_ADDRESS = ("0.0.0.0", "::")
 
 
+def add_address_args(parser: argparse.ArgumentParser, port: int, secret: str) -> None:
+    """--host and --port of a server: this machine only by default, any other address needs `secret`."""
+    parser.add_argument("--host", default=DEFAULT_HOST,
+                        help=f"address to listen on (default: {DEFAULT_HOST}, this machine only); any other needs "
+                             f"{secret}")
+    parser.add_argument("--port", type=whole_number(0), default=port, help=f"port (default: {port}; 0: any free one)")
+
+
 def add_parser(sub) -> None:
     serve = sub.add_parser("serve", help="a web page to track in the browser: camera, upload or stream")
-    serve.add_argument("--host", default=DEFAULT_HOST,
-                       help=f"address to listen on (default: {DEFAULT_HOST}, this machine only); any other needs "
-                            "the token the server prints, unless --no-token")
-    serve.add_argument("--port", type=whole_number(0), default=DEFAULT_PORT,
-                       help=f"port (default: {DEFAULT_PORT}; 0: any free one)")
+    add_address_args(serve, DEFAULT_PORT, "the token the server prints, unless --no-token")
     serve.add_argument("--max-sessions", type=positive_int, default=DEFAULT_MAX_SESSIONS,
                        help=f"browser tabs tracking at once, one tracker each; more are told to try later "
                             f"(default: {DEFAULT_MAX_SESSIONS})")
@@ -59,7 +63,7 @@ def add_parser(sub) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     try:
-        import uvicorn
+        import uvicorn  # noqa: F401 (run_until_stopped uses it: a missing extra fails here, in one line)
 
         from ..serve.app import Sessions, build_app
         from ..serve.folders import remove_stale_folders
@@ -90,15 +94,22 @@ def handle(args: argparse.Namespace) -> int:
             print(f"serve: open {url}", flush=True)
         if args.allow_server_sources:
             say("--allow-server-sources: visitors may open cameras and stream URLs on this machine")
-        config = uvicorn.Config(build_app(settings, models, sessions), log_level="warning", lifespan="off",
-                                ws_max_size=MAX_MESSAGE_BYTES, timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
+        app = build_app(settings, models, sessions)
         freeze_startup_objects()  # after the model and the app: collections skip them from now on
-        try:
-            uvicorn.Server(config).run(sockets=[listener])
-        except KeyboardInterrupt:  # uvicorn has closed every socket: stopping is this command's normal end
-            pass
+        run_until_stopped(app, listener, ws_max_size=MAX_MESSAGE_BYTES)
     print(f"serve: stopped after {plural(sessions.served, 'session')}")
     return 0
+
+def run_until_stopped(app, listener: socket.socket, **options) -> None:
+    """uvicorn serves the app on the listening socket until Ctrl-C or SIGTERM, the server's normal end."""
+    import uvicorn
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+                            **options)
+    try:
+        uvicorn.Server(config).run(sockets=[listener])
+    except KeyboardInterrupt:  # uvicorn has closed every socket
+        pass
+
 
 def host_names(host: str, allowed: list[str]) -> tuple[str, ...]:
     """The Host names the page may be opened by, besides IP addresses and localhost: --host, this machine's
