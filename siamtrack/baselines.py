@@ -29,7 +29,8 @@ class OpenCVTracker:
     """One of OPENCV_TRACKERS behind siamtrack's init/update API, with 0-based float x, y, w, h boxes.
 
     OpenCV reports a lost target with ok=False and a meaningless box; the last box is kept then,
-    as a tracker that stays put (the usual benchmark treatment of a tracker with no output).
+    as a tracker that stays put (the usual benchmark treatment of a tracker with no output), and `lost`
+    is set (the long-term measures read it as siamtrack's).
     `frames_bgr`: the frames come as OpenCV's BGR uint8 arrays (as a video decodes them) and are used
     as they are; otherwise they are RGB (or PIL, or grayscale), as everywhere in siamtrack's API.
     """
@@ -41,6 +42,7 @@ class OpenCVTracker:
         self._as_bgr = np.asarray if frames_bgr else as_bgr
         self._tracker = None
         self._box = np.zeros(4)
+        self.lost = False  # the last update's ok flag was False
 
     def init(self, image, box) -> None:
         frame = self._as_bgr(image)
@@ -48,9 +50,11 @@ class OpenCVTracker:
         # a fresh instance each time: VOT re-initialises after a failure, and no state may carry over
         self._tracker = self._create()
         self._tracker.init(frame, pixel_rect(self._box))
+        self.lost = False
 
     def update(self, image) -> np.ndarray:
         ok, rect = self._tracker.update(self._as_bgr(image))
+        self.lost = not ok
         if ok:
             self._box = np.asarray(rect, dtype=np.float64)
         return self._box.copy()

@@ -46,6 +46,47 @@ class DSSTConfig:
     min_area: float = 1000.0
 
 
+# the cues a lost classifier may weigh (siamtrack/core/verifier.py says what each measures)
+LOST_CUES = ("score_vs_first", "score_vs_recent", "sidelobe", "sharpness", "level_agreement", "cosine", "colour",
+             "jump")
+
+
+@dataclass
+class VerifierConfig:
+    """Whether a target is lost (siamtrack/core/verifier.py): the rule on the score (track.lost_ratio,
+    lost_drop, lost_window), a logistic classifier on cues of the response, the features and the colours,
+    chosen by cross-validation (tools/lost_signal.py), or both (lost where either says so; a candidate taken
+    back where both agree), or guarded (lost where the rule says so; a candidate taken back where both agree)."""
+    kind: str = "rule"  # rule | classifier | both | guarded
+    # classifier: p(failed) = sigmoid(bias + sum of weight x cue), over the cues named (LOST_CUES)
+    weights: dict = field(default_factory=dict)
+    bias: float = 0.0
+    threshold: float = 0.5  # a tracked target whose p(failed) reaches this is lost
+    # a lost target's candidate (track.redetect): p(not the target) from its own classifier, learnt on
+    # candidates (none: the lost one's), and taken back under `accept`
+    found_weights: dict = field(default_factory=dict)
+    found_bias: float = 0.0
+    accept: float = 0.5
+    sidelobe_radius: float = 2.0  # response cells around the peak left out of the sidelobe
+    colour_bins: int = 8  # per channel, of the target's colour histogram
+    # the colour model moves this far towards the box's colours at each update judged tracked: a target whose
+    # light changes slowly keeps its colours (0: the first box's, fixed)
+    colour_rate: float = 0.0
+
+
+@dataclass
+class RedetectConfig:
+    """The search for a lost target (siamtrack/core/redetect.py): `tiles` search crops a frame at its last
+    confident size, the window off, one always at its last confident place; the others first around it
+    (`near_frames` frames), then over the whole frame, nearest first, round after round."""
+    tiles: int = 0  # 0: no search, a lost target waits where it was lost for its score to come back
+    # updates judged lost in a row before the target is held and searched for: until then its box follows the
+    # peak as a tracked one's (a short false alarm on a target still there moves nothing); 1: at once
+    after: int = 1
+    near_frames: int = 10
+    tile_step: float = 0.7  # between tile centres, in search-crop sides (a response covers about 0.75 of one)
+
+
 @dataclass
 class WarpConfig:
     """Exemplar warps (siamtrack/core/warps.py): the first frame's exemplar also cut turned and stretched, each
@@ -90,6 +131,8 @@ class TrackConfig:
     scale_filter: str = "none"  # none: the pyramid alone sizes the box; dsst: a DSST filter refines its size
     dsst: DSSTConfig = field(default_factory=DSSTConfig)
     warps: WarpConfig = field(default_factory=WarpConfig)
+    verifier: VerifierConfig = field(default_factory=VerifierConfig)
+    redetect: RedetectConfig = field(default_factory=RedetectConfig)
 
 
 @dataclass
@@ -141,6 +184,7 @@ _CHOICES = {"model.xcorr": ("plain", "normalized"),
             "track.scale_filter": ("none", "dsst"),
             "model.input_norm": ("inception", "imagenet"),
             "model.fusion": ("none", "blocks"),
+            "track.verifier.kind": ("rule", "classifier", "both", "guarded"),
             "train.loss": ("logistic", "contrastive", "triplet")}
 
 # allowed ranges, as (wording, test, keys): a value outside them fails later, deep inside the model,
@@ -151,12 +195,14 @@ _RANGES = (
         "track.scale_num", "track.scale_step", "track.min_size", "track.max_size_ratio", "track.lost_window",
         "track.dsst.scales",
         "track.dsst.interpolated", "track.dsst.step", "track.dsst.sigma", "track.dsst.model_area", "track.dsst.cell",
+        "track.verifier.sidelobe_radius", "track.verifier.colour_bins", "track.redetect.tile_step",
+        "track.redetect.after",
         "model.fusion_blocks", "track.warps.angle_max",
         "train.epochs", "train.batch_size", "train.lr_start", "train.lr_end", "train.max_gap",
         "train.positive_radius", "train.pairs_per_epoch", "train.log_interval"}),
     (">= 0", lambda v: v >= 0, {
         "reference_fps", "model.adjust", "model.exemplar_crop", "track.context", "track.lost_ratio", "track.lost_drop",
-        "track.cpu_search_batch", "track.warps.angle_step",
+        "track.cpu_search_batch", "track.warps.angle_step", "track.redetect.tiles", "track.redetect.near_frames",
         "track.dsst.regularisation", "track.dsst.min_area", "train.margin",
         "train.weight_decay", "train.num_workers", "train.seed", "train.val_pairs", "train.translate",
         "train.backbone_lr"}),
@@ -164,6 +210,7 @@ _RANGES = (
     ("between 0 and 1", lambda v: 0 <= v <= 1, {
         "track.scale_penalty", "track.scale_lr", "track.window_influence", "track.dsst.learning_rate",
         "track.fusion_weight", "track.fusion_floor", "track.warps.penalty", "track.warps.box_lr",
+        "track.verifier.threshold", "track.verifier.accept", "track.verifier.colour_rate",
         "train.momentum", "train.val_fraction", "train.stretch", "train.color_jitter",
         "train.gray_prob"}),
 )
@@ -233,6 +280,13 @@ def _check_consistency(cfg: Config) -> None:
     if cfg.track.search_size < cfg.track.exemplar_size:
         raise ConfigError(f"config key 'track.search_size' ({cfg.track.search_size}) must be at least "
                           f"'track.exemplar_size' ({cfg.track.exemplar_size})")
+    for key in ("weights", "found_weights"):
+        for cue, weight in getattr(cfg.track.verifier, key).items():
+            if cue not in LOST_CUES:
+                raise ConfigError(f"config key 'track.verifier.{key}' names an unknown cue '{cue}' (known: "
+                                  f"{', '.join(LOST_CUES)})")
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
+                raise ConfigError(f"config key 'track.verifier.{key}.{cue}' must be a finite number, got {weight!r}")
 
 
 def _fill(obj: Any, data: dict, prefix: str) -> None:
@@ -246,6 +300,8 @@ def _fill(obj: Any, data: dict, prefix: str) -> None:
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
             _fill(current, value, full + ".")
+        elif isinstance(current, dict) and isinstance(value, dict):  # a mapping of values: keys added or replaced
+            setattr(obj, key, {**current, **value})
         else:
             setattr(obj, key, _coerce(full, value, type(current)))
 

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import torch
 
-from .errors import BoxError, ConfigError, FrameError, SourceError
+from .errors import BoxError, ConfigError, FrameError, SourceError, TargetError
 
 
 def as_rgb(frame) -> np.ndarray:
@@ -94,3 +94,24 @@ def resolve_device(device: str) -> torch.device:
         raise ConfigError(f"device '{device}' is not available here ({torch.cuda.device_count()} CUDA devices); "
                           "use auto or cpu")
     return resolved
+
+
+def as_box_array(boxes) -> np.ndarray:
+    """One x, y, w, h box or an N x 4 array of them, as an N x 4 float64 array (N >= 1)."""
+    try:
+        array = np.asarray(boxes, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise BoxError(f"a box must be 4 numbers x, y, w, h, got {boxes!r}") from None
+    if array.ndim == 1 and array.size == 4:
+        array = array[None]
+    if array.ndim != 2 or array.shape[1] != 4:
+        raise BoxError(f"a box must be 4 numbers x, y, w, h and boxes an N x 4 array, got shape {array.shape}")
+    if not len(array):
+        raise BoxError("no boxes given: pass at least one x, y, w, h")
+    return array
+
+
+def check_unique(ids: list[int]) -> None:
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise TargetError(f"target id {repeated[0]} is given twice")

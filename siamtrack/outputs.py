@@ -1,5 +1,5 @@
-"""What a run keeps: the boxes file (one `frame,id,x,y,w,h,score` row per target and frame) and the annotated
-video, each valid up to the last frame written; and the annotated frame itself."""
+"""What a run keeps: the boxes file (one `frame,id,x,y,w,h,score,lost` row per target and frame) and the
+annotated video, each valid up to the last frame written; and the annotated frame itself."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,12 +7,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .core.tracker import Answers
+from .core.targets import Answers
 from .draw import RED, draw_boxes, draw_caption, target_colour
 from .errors import SiamtrackError
 from .video import VideoOutput
 
-BOXES_HEADER = "frame,id,x,y,w,h,score"  # the boxes file's columns, MOTChallenge-style
+# the boxes file's columns, MOTChallenge-style; lost: 1 where the tracker judged the target lost (its box then
+# the last confident one, held), else 0
+BOXES_HEADER = "frame,id,x,y,w,h,score,lost"
 
 
 class RunOutputs:
@@ -30,8 +32,9 @@ class RunOutputs:
 
     def write(self, index: int, answers: Answers, shown_bgr: np.ndarray | None) -> None:
         if self.boxes:
-            self.boxes.writelines(f"{index},{i},{x:.2f},{y:.2f},{w:.2f},{h:.2f},{score:.4f}\n"
-                                  for i, (x, y, w, h), score in zip(answers.ids, answers.boxes, answers.scores))
+            self.boxes.writelines(f"{index},{i},{x:.2f},{y:.2f},{w:.2f},{h:.2f},{score:.4f},{int(gone)}\n"
+                                  for i, (x, y, w, h), score, gone
+                                  in zip(answers.ids, answers.boxes, answers.scores, answers.lost))
             self.boxes.flush()
         if self.video_path and shown_bgr is not None:
             self.video = self.video or VideoOutput(Path(self.video_path), self.fps, shown_bgr)

@@ -88,8 +88,9 @@ def count_frames(path: Path) -> int:
 
 
 def read_boxes(path: Path):
-    """A single-target run's boxes file as rows of frame, x, y, w, h, score (its id column, all 0, dropped)."""
+    """A single-target run's boxes file as rows of frame, x, y, w, h, score (its id column, all 0, and its lost
+    column, 0 or 1, dropped)."""
     import numpy as np
     rows = np.loadtxt(path, delimiter=",", ndmin=2)
-    assert rows.shape[1] == 7 and (rows[:, 1] == 0).all(), rows[:3]
-    return np.delete(rows, 1, axis=1)
+    assert rows.shape[1] == 8 and (rows[:, 1] == 0).all() and np.isin(rows[:, 7], (0, 1)).all(), rows[:3]
+    return np.delete(rows, [1, 7], axis=1)

@@ -93,3 +93,21 @@ def test_bench_on_a_real_sequence_folder(capsys):
     assert main(["bench", "--sequence", str(sequence), "--frames", "3", "--config", "siamfc_lite0_fast",
                  "--backend", "eager", "--device", "cpu"]) == 0
     assert "Crossing clip, 3 frames 360x240" in capsys.readouterr().out
+
+
+def test_frames_in_the_lost_state_are_timed_apart(capsys):
+    """A stretch without the target: the frames a tracker starts with its target lost are timed apart from the
+    tracked ones, and the table gives their cost against a tracked frame's."""
+    clip = bench_clip(6, absent=8)
+    assert len(clip.frames) == 14 and clip.absent == 8
+    report = run_bench(["siamfc_lite0_fast"], ["eager"], TrackerSpec(device="cpu"), clip, baselines=[])
+    row = report.rows[0]
+    assert len(row.lost) == 13 and any(row.lost) and not all(row.lost)
+    assert len(row.timings("total")) + len(row.timings("total", lost=True)) == 13
+    data = report.to_dict()["rows"][0]
+    assert data["lost_frames"] == sum(row.lost) and data["x_lost"] == pytest.approx(
+        np.median(row.timings("total", lost=True)) / np.median(row.timings("total")))
+    assert main(["bench", "--config", "siamfc_lite0_fast", "--backend", "eager", "--frames", "4", "--absent", "5",
+                 "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "4 frames 640x360 and 5 of another scene (the target gone)" in printed and "x lost" in printed

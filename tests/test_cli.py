@@ -41,14 +41,14 @@ def test_run_writes_video_and_one_box_line_per_frame(video, clip, tmp_path, caps
 
 
 def test_run_tracks_several_targets_each_as_it_would_alone(video, clip, tmp_path):
-    """Repeated --bbox: one batched tracker, `frame,id,x,y,w,h,score` rows, and each target's boxes
+    """Repeated --bbox: one batched tracker, `frame,id,x,y,w,h,score,lost` rows, and each target's boxes
     those of a run with that target alone."""
     targets = [clip.boxes[0], [40, 40, 60, 50], [500, 250, 70, 60]]
     bboxes = [arg for box in targets for arg in ("--bbox", ",".join(str(v) for v in box))]
     together = tmp_path / "together.txt"
     assert main(["run", str(video), *bboxes, "--boxes", str(together), "--quiet", *FAST]) == 0
     rows = np.loadtxt(together, delimiter=",", ndmin=2)
-    assert rows.shape == (len(clip.frames) * len(targets), 7)
+    assert rows.shape == (len(clip.frames) * len(targets), 8)
     assert rows[:, 1].tolist() == list(range(len(targets))) * len(clip.frames)
     for target, box in enumerate(targets):
         alone = tmp_path / f"alone{target}.txt"

@@ -1,21 +1,35 @@
-"""Measure candidate `lost` signals as classifiers of frames where the box has failed (IoU < 0.1).
+"""Choose the lost signal (track.verifier) by cross-validation on cached cues.
 
-Tracks every sequence of the --data folders with each --config (CPU, one thread), keeping per update
-the IoU with the ground truth, the raw peak score, the box's size and features of the response maps;
-they are cached in --cache, one .npz per config and folder, so that rules are tried without tracking
-again. Each candidate rule's setting is chosen on the --choose folders pooled; every folder is then
-scored (a --choose folder leaving each sequence out of the choice): precision and recall against the
-failed frames, and the share of Car1's frames flagged. The last rule is the one siamtrack implements
-(track.lost_ratio, lost_drop, lost_window). Choose on training and validation data, never on otb_mini.
+`record` tracks every sequence of the --data folders (OTB layout, or long-term folders in LaSOT's layout
+from tools/make_longterm.py) with each --config and caches, per update, the IoU of the box with the ground
+truth, whether the target is absent, the score and the verifier's cues (siamtrack.config.LOST_CUES). By
+default the tracker computes the cues but never judges a target lost and does not search (the cues of every
+frame); with --deployed it runs the config's verifier and search (and --set overrides), and each update
+also records whether it searched for a lost target and the IoU of the candidate it weighed: the frames a
+verifier meets when it is in use. One .npz per config, --tag and folder in --cache.
 
-    python tools/lost_signal.py --config siamfc_lite0_fast siamfc_lite0 \
-        --data ../shared/data/train_mini ../shared/data/train_more ../shared/data/val_long \
-               ../shared/data/otb_mini --choose train_mini train_more val_long
+`fit` learns, on the --train folders' cues, the lost classifier (a tracked frame is failed where the
+target is absent or IoU < 0.1, tracked where IoU >= 0.5; the threshold flags at most --tracked-flagged of
+the tracked frames) and, from a --deployed recording, the found classifier (a candidate is the target at
+IoU >= 0.5, not it where absent or IoU < 0.1; the threshold takes back candidates of which at least
+--accept-precision are the target). For each, the cues (every subset up to --max-cues, each weight of the
+sign its cue calls for) and the L2 penalty are chosen by 5-fold cross-validation with folds by host
+sequence (a long-term sequence and its host's other version fall in one fold). It prints the config
+(track.verifier) and scores each --validate folder at that setting beside the score rule (track.lost_ratio,
+lost_drop, lost_window): absent and tracked frames flagged, and the flag's precision and recall against the
+frames where the target is there and the box failed (issue 23). Choose on training data and validate on
+val_long, never on otb_mini.
+
+    python tools/lost_signal.py record --config siamfc_lite0_fast --data runs/lt_train
+    python tools/lost_signal.py fit --config siamfc_lite0_fast --train lt_train --max-cues 5
+    python tools/lost_signal.py record --deployed --tag c1 --config siamfc_lite0_fast --data runs/lt_train \
+        --set track.verifier.kind=both ...
+    python tools/lost_signal.py fit --config siamfc_lite0_fast --tag c1 --train lt_train --kind both
 """
 from __future__ import annotations
 
 import argparse
-import time
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -24,306 +38,349 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from siamtrack.config import LOST_CUES, load_config
 from siamtrack.core.frame_loop import track_frames
-from siamtrack.core.response import bicubic_matrix
 from siamtrack.core.tracker import SiamFCTracker
-from siamtrack.datasets import load_sequences
+from siamtrack.datasets import load_sequences, read_frames
+from siamtrack.evaluation.longterm import FAILED_IOU, TRACKED_IOU
 from siamtrack.evaluation.metrics import overlaps
-from siamtrack.inputs import read_rgb
 from siamtrack.process import use_threads
 
-FAILED_IOU = 0.1  # a box with less overlap than this has lost its target (issue 23)
-PSR_EXCLUDE = (2, 4)  # response cells around the peak left out of the sidelobe, one PSR each
-CAR1 = "Car1"
-TARGETS = {"precision": 0.8, "recall": 0.5, "car1": 0.05}  # issue 23's
+RECORDING = ("track.verifier.kind=classifier", "track.verifier.bias=-1000", "track.redetect.tiles=0")  # cues
+# on every update, never lost (p(failed) about e^-1000), no search
+FOLDS = 5
+# not offered to the classifier: recorded with no flags, a target's recent scores take in its absent frames,
+# whereas the tracker keeps a lost target's scores out of them, so this cue's recorded values are not its own
+LEFT_OUT = ("score_vs_recent",)
+PENALTIES = (0.01, 0.1, 1.0, 10.0)  # L2, on standardised cues, per frame
+# the sign each cue's weight must have (towards failed, or not the target): a set whose fit gives one the other
+# sign (cues that stand in for one another) is not chosen, so that no cue counts against what it measures
+SIGNS = {"score_vs_first": -1, "score_vs_recent": -1, "sidelobe": 1, "sharpness": -1, "level_agreement": -1,
+         "cosine": -1, "colour": -1, "jump": 1}
+STEPS = 300  # Newton steps at most
 
 
-class SignalTracker(SiamFCTracker):
-    """The tracker unchanged, keeping the features of each update's response maps (one target)."""
+# --- record
 
-    def step(self, responses: torch.Tensor) -> None:
-        self.features = response_features(responses[:, 0], self)
-        super().step(responses)
+class Recorder:
+    """A tracker whose lost targets' candidates (their best peak in their tiles) are kept, taken or not."""
+
+    def __init__(self, config: str, overrides: tuple[str, ...]):
+        self.tracker = SiamFCTracker(config, device="cpu", overrides=overrides, quiet=True)
+        self.candidate = None
+        best = self.tracker.lost_found.redetector.best
+
+        def keep(*args):
+            found = best(*args)
+            self.candidate = found[3][0]
+            return found
+        self.tracker.lost_found.redetector.best = keep
 
 
-def response_features(maps: torch.Tensor, tracker: SiamFCTracker) -> dict[str, float]:
-    """Features of one target's S raw response maps, upsampled as the tracker does; the scale chosen as
-    the tracker chooses it (the highest penalised peak)."""
-    found_peaks = tracker.peaks.grid
-    rows = bicubic_matrix(found_peaks.response_size, found_peaks.upscale_size)
-    up = rows @ maps.float().cpu() @ rows.T
-    peaks = up.amax(dim=(1, 2))
-    best = int(torch.argmax(peaks * found_peaks.scale_penalties.cpu()))
-    chosen = up[best]
-    cell = found_peaks.upscale_size / found_peaks.response_size
-    places = np.array([np.unravel_index(int(torch.argmax(m)), m.shape) for m in up]) / cell  # per scale, cells
-    yy, xx = np.mgrid[0:found_peaks.upscale_size, 0:found_peaks.upscale_size] / cell
-    distance = torch.from_numpy(np.hypot(yy - places[best, 0], xx - places[best, 1]))
-    found = {"peak_over_mean": float(peaks[best] / chosen.mean()),
-             "scale_spread": float(np.max(np.hypot(*(places[:, None] - places[None]).transpose(2, 0, 1)))),
-             "scale_peak_ratio": float(peaks.min() / peaks.max())}
-    for exclude in PSR_EXCLUDE:
-        side = chosen[distance > exclude]
-        found[f"psr{exclude}"] = float((peaks[best] - side.mean()) / side.std())
+def record_folder(config: str, folder: Path, overrides: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Per update of every sequence of a folder: sequence index, frame, IoU of the box (0 where absent),
+    absent, score, whether the update searched for the target (lost before it) and judged it lost, the IoU of
+    its candidate (NaN unless it searched), and the cues."""
+    recorder = Recorder(config, overrides)
+    tracker = recorder.tracker
+    sequences = load_sequences(folder, split="test")
+    rows = []
+    for s, seq in enumerate(tqdm(sequences, desc=f"{Path(config).stem} {folder.name}", unit="seq")):
+        searched = False
+        for index, _, box, _ in track_frames(tracker, read_frames(seq.frames), seq.boxes[0]):
+            if index:
+                truth = seq.boxes[index]
+                iou = 0.0 if seq.absent[index] else float(overlaps(box, truth)[0])
+                candidate = np.nan
+                if searched:
+                    centre, size = recorder.candidate, box[2:]
+                    candidate = 0.0 if seq.absent[index] else float(overlaps([*(centre - size / 2), *size], truth)[0])
+                rows.append([s, index, iou, seq.absent[index], tracker.score, searched, tracker.lost, candidate,
+                             *tracker.targets.cues[0]])
+            searched = bool(tracker.lost) and tracker.lost_found.searching
+    table = np.array(rows, dtype=np.float64)
+    return {"sequence": table[:, 0].astype(int), "frame": table[:, 1].astype(int), "iou": table[:, 2],
+            "absent": table[:, 3].astype(bool), "score": table[:, 4], "searched": table[:, 5].astype(bool),
+            "lost": table[:, 6].astype(bool), "candidate_iou": table[:, 7], "cues": table[:, 8:],
+            "names": np.array([seq.name for seq in sequences])}
+
+
+def cache_path(cache: Path, config: str, folder: str, tag: str = "") -> Path:
+    return cache / f"{Path(config).stem}{'_' + tag if tag else ''}__{folder}.npz"
+
+
+def record(args: argparse.Namespace) -> None:
+    overrides = tuple(args.overrides) if args.deployed else RECORDING
+    for config in args.config:
+        for folder in args.data:
+            path = cache_path(args.cache, config, folder.name, args.tag)
+            if path.is_file() and not args.fresh:
+                continue
+            args.cache.mkdir(parents=True, exist_ok=True)
+            np.savez(path, **record_folder(config, folder, overrides))
+
+
+# --- fit
+
+def load(cache: Path, config: str, folder: str, tag: str = "") -> dict[str, np.ndarray]:
+    with np.load(cache_path(cache, config, folder, tag)) as data:
+        found = dict(data)
+    found["host"] = np.array([host_of(str(found["names"][s])) for s in found["sequence"]])
     return found
 
 
-FEATURES = ("peak_over_mean", "scale_spread", "scale_peak_ratio", *(f"psr{e}" for e in PSR_EXCLUDE))
+def host_of(name: str) -> str:
+    """The sequence a long-term one was made from (cut-X, skip-X: X)."""
+    kind, _, host = name.partition("-")
+    return host if kind in ("cut", "skip") and host else name
 
 
-def track_folder(config: str, folder: Path) -> dict[str, np.ndarray]:
-    """Per update of every sequence: sequence index, frame index, IoU, score, the box's side against the
-    first box's (sqrt of the areas' ratio), the response features."""
-    tracker = SignalTracker(config, device="cpu")
-    sequences = load_sequences(folder)
-    columns: dict[str, list] = {k: [] for k in ("sequence", "frame", "iou", "score", "size", *FEATURES)}
-    start, frames = time.perf_counter(), 0
-    for s, seq in enumerate(tqdm(sequences, desc=f"{config} {folder.name}", unit="seq")):
-        images = (read_rgb(path) for path in seq.frames)
-        for index, _, box, _ in track_frames(tracker, images, seq.boxes[0]):
-            frames += 1
-            if not index:
-                continue
-            columns["sequence"].append(s)
-            columns["frame"].append(index)
-            columns["iou"].append(float(overlaps(box, seq.boxes[index])[0]))
-            columns["score"].append(tracker.score)
-            columns["size"].append(np.sqrt(box[2] * box[3] / (seq.boxes[0, 2] * seq.boxes[0, 3])))
-            for name in FEATURES:
-                columns[name].append(tracker.features[name])
-    arrays = {k: np.array(v) for k, v in columns.items()}
-    arrays["names"] = np.array([seq.name for seq in sequences])
-    arrays["fps"] = np.array(frames / (time.perf_counter() - start))
-    return arrays
+def labels(data: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(failed, used): failed where absent or IoU < FAILED_IOU; used where failed or IoU >= TRACKED_IOU, and
+    the update tracked the target (a --deployed recording's updates that searched for it are candidates')."""
+    failed = data["absent"] | (data["iou"] < FAILED_IOU)
+    tracking = ~data["searched"] if "searched" in data else np.ones(len(failed), dtype=bool)
+    return failed, (failed | (data["iou"] >= TRACKED_IOU)) & tracking
 
 
-def cached_features(config: str, folder: Path, cache: Path, fresh: bool) -> dict[str, np.ndarray]:
-    path = cache / f"{config}__{folder.name}.npz"
-    if fresh or not path.is_file():
-        cache.mkdir(parents=True, exist_ok=True)
-        np.savez(path, **track_folder(config, folder))
-    with np.load(path) as data:
-        return dict(data)
+def fit_logistic(x: np.ndarray, y: np.ndarray, penalty: float) -> np.ndarray:
+    """Weights (bias last) of an L2-penalised logistic regression, by Newton's method; each class weighed as
+    much as the other."""
+    design = np.concatenate([x, np.ones((len(x), 1))], axis=1)
+    balance = np.where(y, 0.5 / max(y.sum(), 1), 0.5 / max((~y).sum(), 1))
+    w = np.zeros(design.shape[1])
+    ridge = penalty * np.eye(len(w)) / len(x)
+    ridge[-1, -1] = 0.0
+    for _ in range(STEPS):
+        p = probability(design[:, :-1], w)
+        gradient = design.T @ (balance * (p - y)) + ridge @ w
+        hessian = (design * (balance * p * (1 - p))[:, None]).T @ design + ridge
+        change = np.linalg.solve(hessian + 1e-9 * np.eye(len(w)), gradient)
+        w -= change
+        if np.abs(change).max() < 1e-8:
+            break
+    return w
 
 
-# --- rules: each maps one sequence's updates (a dict of per-update arrays) and its settings to flags
-
-Rule = Callable[..., np.ndarray]
-
-
-def below_first(data: dict[str, np.ndarray], ratio: float) -> np.ndarray:
-    """Today's rule: the score under `ratio` x the first update's."""
-    return data["score"] < ratio * data["score"][0]
+def standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return x.mean(axis=0), np.maximum(x.std(axis=0), 1e-9)
 
 
-def below_first_sized(data: dict[str, np.ndarray], ratio: float) -> np.ndarray:
-    """The score under `ratio` x the first update's, scaled down with the box where it shrinks (a smaller
-    target, seen at a coarser resolution, scores lower)."""
-    return data["score"] < ratio * data["score"][0] * np.minimum(1.0, data["size"])
+def probability(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The logistic p of each row of (standardised) cues, the bias last in `w`."""
+    return 0.5 * (1 + np.tanh(0.5 * (x @ w[:-1] + w[-1])))
 
 
-def below_history(feature: str, window: int, frozen: bool) -> Rule:
-    """The feature under `ratio` x its median over the last `window` updates, once MIN_HISTORY are there;
-    `frozen`: an update flagged lost does not enter the history (the reference stays the tracked target's)."""
-    def rule(data: dict[str, np.ndarray], ratio: float) -> np.ndarray:
-        values = data[feature]
-        flags = np.zeros(len(values), dtype=bool)
-        history: list[float] = []
-        for i, value in enumerate(values):
-            flags[i] = len(history) >= MIN_HISTORY and value < ratio * np.median(history[-window:])
-            if not (frozen and flags[i]):
-                history.append(value)
-        return flags
+def flag_at_most(allowed: float) -> Callable[[np.ndarray, np.ndarray], float]:
+    """The lost classifier's threshold rule: the lowest p(failed) flagging at most `allowed` of the tracked
+    frames (the negatives)."""
+    def rule(p: np.ndarray, positive: np.ndarray) -> float:
+        values = np.sort(p[~positive])[::-1]
+        index = int(np.floor(allowed * len(values)))
+        return float(values[index]) + 1e-12 if index < len(values) else 0.0
     return rule
 
 
-def floor_or_drop(data: dict[str, np.ndarray], ratio: float, drop: float, window: float) -> np.ndarray:
-    """siamtrack's rule since issue 23: the score under `ratio` x the first update's (a slow drift onto
-    background), or under `drop` x the median of the last `window` updates not flagged (a sudden loss:
-    occluded, out of the frame); 0 turns a part off."""
-    scores = data["score"]
-    flags = np.zeros(len(scores), dtype=bool)
-    kept: list[float] = []
-    for i, score in enumerate(scores):
-        flags[i] = score < ratio * scores[0] or (bool(kept) and score < drop * np.median(kept[-int(window):]))
-        if not flags[i]:
-            kept.append(score)
-    return flags
+def taken_at_least(precision: float) -> Callable[[np.ndarray, np.ndarray], float]:
+    """The found classifier's threshold rule: the highest p(not the target) under which at least `precision`
+    of the candidates taken back are the target (the negatives)."""
+    def rule(p: np.ndarray, positive: np.ndarray) -> float:
+        order = np.argsort(p, kind="stable")
+        right = np.cumsum(~positive[order]) / np.arange(1, len(order) + 1)
+        reach = np.flatnonzero(right >= precision)
+        return float(p[order][reach[-1]]) + 1e-12 if len(reach) else 0.0
+    return rule
 
 
-def below(feature: str) -> Rule:
-    return lambda data, threshold: data[feature] < threshold
+def folds_of(hosts: np.ndarray) -> np.ndarray:
+    names = sorted(set(hosts.tolist()))
+    order = np.random.default_rng(0).permutation(len(names))
+    fold = {name: int(order[i] % FOLDS) for i, name in enumerate(names)}
+    return np.array([fold[h] for h in hosts])
 
 
-def above(feature: str) -> Rule:
-    return lambda data, threshold: data[feature] > threshold
-
-
-MIN_HISTORY = 5  # updates a history rule waits for
-RATIOS = np.round(np.arange(0.1, 1.0, 0.025), 3)
-FLOORS = np.round(np.concatenate([[0.0], np.arange(0.1, 0.55, 0.025)]), 3)  # of floor_or_drop; 0: off
-DROPS = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7)
-DROP_WINDOW = 10  # track.lost_window: fixed, not chosen
-TODAY = 0.5  # track.lost_ratio before issue 23
+def held_out(x: np.ndarray, positive: np.ndarray, used: np.ndarray, hosts: np.ndarray, cues: list[int],
+             penalty: float, threshold: Callable) -> np.ndarray:
+    """Each used frame's decision (p >= the threshold) by the model fitted, and thresholded, on the other folds."""
+    folds = folds_of(hosts)
+    decided = np.zeros(len(x), dtype=bool)
+    for k in range(FOLDS):
+        train, test = (folds != k) & used, (folds == k) & used
+        if not train.any() or not test.any():
+            continue
+        mean, scale = standardise(x[train][:, cues])
+        w = fit_logistic((x[train][:, cues] - mean) / scale, positive[train], penalty)
+        cut = threshold(probability((x[train][:, cues] - mean) / scale, w), positive[train])
+        decided[test] = probability((x[test][:, cues] - mean) / scale, w) >= cut
+    return decided
 
 
 @dataclass
-class Candidate:
+class Task:
+    """One classifier to choose: the frames it learns from (positive: failed, or not the target), the cues it
+    may weigh, how its threshold is set, and what it should make most of."""
     name: str
-    rule: Rule
-    settings: list[tuple[float, ...]]  # the rule's arguments after the data, one tuple per setting tried
+    x: np.ndarray
+    positive: np.ndarray
+    used: np.ndarray
+    hosts: np.ndarray
+    offered: list[int]
+    threshold: Callable[[np.ndarray, np.ndarray], float]
+    key: Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[float, str]]  # (decided, positive, used)
+
+    def choose(self, max_cues: int) -> tuple[list[int], float, str]:
+        """The cue set and penalty of the best cross-validated key, and what it scored."""
+        best = None
+        for r in range(1, max_cues + 1):
+            for cues in tqdm(list(itertools.combinations(self.offered, r)), desc=f"{self.name}: {r} cues", leave=False):
+                for penalty in PENALTIES:
+                    raw, _, _ = self.fit(list(cues), penalty)
+                    if any(SIGNS[LOST_CUES[c]] * w < 0 for c, w in zip(cues, raw)):
+                        continue
+                    decided = held_out(self.x, self.positive, self.used, self.hosts, list(cues), penalty, self.threshold)
+                    key, said = self.key(decided, self.positive, self.used)
+                    if best is None or key > best[0] + 1e-9:
+                        best = (key, list(cues), penalty, said)
+        return best[1], best[2], best[3]
+
+    def fit(self, cues: list[int], penalty: float) -> tuple[np.ndarray, float, float]:
+        """Weights on the raw cues, bias and threshold, fitted on every used frame."""
+        x = self.x[self.used][:, cues]
+        mean, scale = standardise(x)
+        w = fit_logistic((x - mean) / scale, self.positive[self.used], penalty)
+        raw, bias = w[:-1] / scale, w[-1] - float((w[:-1] * mean / scale).sum())
+        return raw, bias, self.threshold(probability(x, np.append(raw, bias)), self.positive[self.used])
 
 
-def one(values) -> list[tuple[float, ...]]:
-    return [(float(v),) for v in values]
+def lost_key(allowed: float):
+    def key(flagged: np.ndarray, failed: np.ndarray, used: np.ndarray) -> tuple[float, str]:
+        caught, false = share(flagged & failed & used, failed & used), share(flagged & ~failed & used, ~failed & used)
+        return caught - 10 * max(0.0, false - allowed), f"failed flagged {caught:.3f}, tracked flagged {false:.3f}"
+    return key
 
 
-def candidates(values: dict[str, np.ndarray]) -> list[Candidate]:
-    """The rules tried; an absolute feature's thresholds are quantiles of its `values` (all data)."""
-    def quantiles(feature: str, low: float, high: float) -> list[tuple[float, ...]]:
-        return one(np.unique(np.quantile(values[feature], np.linspace(low, high, 40))))
+def found_key(precision: float):
+    def key(rejected: np.ndarray, bad: np.ndarray, used: np.ndarray) -> tuple[float, str]:
+        taken = used & ~rejected
+        right, reach = share(taken & ~bad, taken), share(taken & ~bad, used & ~bad)
+        return reach - 10 * max(0.0, precision - right), f"good candidates taken {reach:.3f}, of those taken good {right:.3f}"
+    return key
 
-    found = [Candidate(f"score < {TODAY} x first update's (today)", below_first, one([TODAY])),
-             Candidate("score < r x first update's", below_first, one(RATIOS)),
-             Candidate("score < r x first update's x min(1, size)", below_first_sized, one(RATIOS))]
-    for window in (10, 25, 100):
-        for frozen in (False, True):
-            found.append(Candidate(f"score < r x median of last {window}{' (frozen)' if frozen else ''}",
-                                   below_history("score", window, frozen), one(RATIOS)))
-    found += [Candidate(f"{feature} < t", below(feature), quantiles(feature, 0.005, 0.6))
-              for feature in ("psr2", "psr4", "peak_over_mean", "scale_peak_ratio")]
-    found.append(Candidate("scale_spread > t", above("scale_spread"), quantiles("scale_spread", 0.4, 0.995)))
-    found.append(Candidate(f"< r x first or < d x median of {DROP_WINDOW} kept (new)", floor_or_drop,
-                           [(r, d, DROP_WINDOW) for r in FLOORS for d in DROPS]))
+
+def scores(flagged: np.ndarray, failed: np.ndarray, used: np.ndarray, absent: np.ndarray | None = None) -> dict:
+    tracked = used & ~failed
+    found = {"failed flagged": share(flagged & failed & used, failed & used),
+             "tracked flagged": share(flagged & tracked, tracked)}
+    if absent is not None:
+        present_failed = failed & ~absent
+        found.update({"absent flagged": share(flagged & absent, absent),
+                      "precision (IoU<0.1)": share(flagged & present_failed, flagged & ~absent),
+                      "recall (IoU<0.1)": share(flagged & present_failed, present_failed)})
     return found
 
 
-@dataclass
-class Sequence:
-    folder: str
-    name: str
-    data: dict[str, np.ndarray]
-
-    @property
-    def failed(self) -> np.ndarray:
-        return self.data["iou"] < FAILED_IOU
+def share(part: np.ndarray, whole: np.ndarray) -> float:
+    return float(part.sum() / whole.sum()) if whole.sum() else float("nan")
 
 
-def sequences_of(folder: str, data: dict[str, np.ndarray]) -> list[Sequence]:
-    per_update = [k for k in data if k not in ("names", "fps")]
-    return [Sequence(folder, str(name), {k: data[k][data["sequence"] == s] for k in per_update})
-            for s, name in enumerate(data["names"])]
+def rule_flags(data: dict[str, np.ndarray], ratio: float, drop: float, window: int) -> np.ndarray:
+    """The rule of track.lost_ratio / lost_drop / lost_window, replayed on the recorded scores."""
+    flags = np.zeros(len(data["score"]), dtype=bool)
+    for s in np.unique(data["sequence"]):
+        rows = np.flatnonzero(data["sequence"] == s)
+        scores_, kept = data["score"][rows], []
+        for i, score in zip(rows, scores_):
+            flags[i] = score < ratio * scores_[0] or (bool(kept) and score < drop * np.median(kept[-window:]))
+            if not flags[i]:
+                kept.append(score)
+    return flags
 
 
-@dataclass
-class Counts:
-    """A rule's counts at each of its settings (rows) on each sequence (columns)."""
-    flagged: np.ndarray
-    hits: np.ndarray  # flagged and failed
-    failed: np.ndarray  # per sequence
-    tracked: np.ndarray  # per sequence: updates not failed
-
-    @classmethod
-    def of(cls, candidate: Candidate, sequences: list[Sequence]) -> Counts:
-        flags = [[candidate.rule(seq.data, *setting) for seq in sequences] for setting in candidate.settings]
-        failed = [seq.failed for seq in sequences]
-        return cls(np.array([[f.sum() for f in row] for row in flags]),
-                   np.array([[(f & fail).sum() for f, fail in zip(row, failed)] for row in flags]),
-                   np.array([fail.sum() for fail in failed]), np.array([(~fail).sum() for fail in failed]))
-
-    def chosen(self, on: np.ndarray) -> int:
-        """The setting (row) of most recall on the sequences `on`, at precision >= the target and at most
-        the target's share of the tracked updates flagged; failing that, of best F1."""
-        flagged, hits = self.flagged[:, on].sum(1), self.hits[:, on].sum(1)
-        failed, tracked = self.failed[on].sum(), self.tracked[on].sum()
-        precision = np.divide(hits, flagged, out=np.zeros(len(hits)), where=flagged > 0)
-        false_share = (flagged - hits) / max(tracked, 1)
-        recall = hits / max(failed, 1)
-        good = (precision >= TARGETS["precision"]) & (false_share <= TARGETS["car1"])
-        if good.any():
-            return int(np.argmax(np.where(good, recall + 1e-6 * precision, -1)))
-        return int(np.argmax(2 * hits / np.maximum(flagged + failed, 1)))
+def tasks(train: list[dict[str, np.ndarray]], args: argparse.Namespace) -> list[Task]:
+    """The lost classifier (tracked frames: failed or tracked) and, from a --deployed recording, the found one
+    (the candidates of the updates that searched: not the target, or the target at IoU >= TRACKED_IOU)."""
+    x = np.concatenate([d["cues"] for d in train])
+    hosts = np.concatenate([d["host"] for d in train])
+    failed, used = (np.concatenate(part) for part in zip(*map(labels, train)))
+    deployed = all("searched" in d for d in train)  # its recent scores are the tracker's own
+    offered = [i for i, cue in enumerate(LOST_CUES) if deployed or cue not in LEFT_OUT]
+    found = [Task("lost", x, failed, used, hosts, offered, flag_at_most(args.tracked_flagged),
+                  lost_key(args.tracked_flagged))]
+    if deployed:
+        searched, absent, candidate = (np.concatenate([d[k] for d in train]) for k in ("searched", "absent",
+                                                                                       "candidate_iou"))
+        good = searched & ~absent & (candidate >= TRACKED_IOU)
+        bad = searched & (absent | (candidate < FAILED_IOU))
+        found.append(Task("found", x, bad, good | bad, hosts, [i for i in offered if LOST_CUES[i] != "jump"],
+                          taken_at_least(args.accept_precision), found_key(args.accept_precision)))
+    return found
 
 
-@dataclass
-class Scores:
-    flagged: int
-    hits: int
-    failed: int
-    car1: float | None  # share of Car1's updates flagged, where the folder holds Car1
-
-    def __str__(self) -> str:
-        precision = f"{self.hits / self.flagged:4.2f}" if self.flagged else "   -"
-        car1 = "" if self.car1 is None else f" {100 * self.car1:4.1f}%"
-        return f"{precision} {self.hits / max(self.failed, 1):4.2f}{car1}"
-
-
-def measured(counts: Counts, sequences: list[Sequence], choosing: np.ndarray, folder: str) -> Scores:
-    """A folder's scores, each sequence flagged at the setting chosen on the choosing sequences; where the
-    folder is one of them, on those without any of its name (leave one sequence out)."""
-    flagged = hits = failed = 0
-    car1 = None
-    for q, seq in enumerate(sequences):
-        if seq.folder != folder:
-            continue
-        on = choosing & np.array([other.name != seq.name for other in sequences])
-        row = counts.chosen(on)
-        flagged, hits, failed = flagged + counts.flagged[row, q], hits + counts.hits[row, q], failed + counts.failed[q]
-        if seq.name == CAR1:
-            car1 = counts.flagged[row, q] / len(seq.failed)
-    return Scores(int(flagged), int(hits), int(failed), car1)
-
-
-def ceiling(counts: Counts, sequences: list[Sequence], folder: str) -> str:
-    """The best precision of any setting at recall >= the target on the folder itself: what the rule could do
-    there at best (a diagnosis, not a choice)."""
-    on = np.array([seq.folder == folder for seq in sequences])
-    flagged, hits, failed = counts.flagged[:, on].sum(1), counts.hits[:, on].sum(1), counts.failed[on].sum()
-    reach = (hits >= TARGETS["recall"] * failed) & (flagged > 0)
-    return f"{np.max(hits[reach] / flagged[reach]):.2f}" if reach.any() else "-"
+def fit(args: argparse.Namespace) -> None:
+    for config in args.config:
+        train = [load(args.cache, config, folder, args.tag) for folder in args.train]
+        print(f"\n{Path(config).stem}: {' + '.join(args.train)}{' (' + args.tag + ')' if args.tag else ''}, "
+              f"{FOLDS} folds by host sequence")
+        config_lines = [f"kind: {args.kind}"]
+        lost = None
+        for task in tasks(train, args):
+            print(f"  {task.name}: {task.used.sum()} frames, {task.positive[task.used].sum()} positive")
+            cues, penalty, said = task.choose(args.max_cues)
+            raw, bias, cut = task.fit(cues, penalty)
+            print(f"    chosen: {', '.join(LOST_CUES[c] for c in cues)}, L2 {penalty}; cross-validated: {said}")
+            weights = "{" + ", ".join(f"{LOST_CUES[c]}: {v:.4g}" for c, v in zip(cues, raw)) + "}"
+            if task.name == "lost":
+                lost = (cues, raw, bias, cut)
+                config_lines += [f"weights: {weights}", f"bias: {bias:.4g}", f"threshold: {cut:.4g}"]
+            else:
+                config_lines += [f"found_weights: {weights}", f"found_bias: {bias:.4g}", f"accept: {cut:.4g}"]
+        print("  config (track.verifier):\n" + "\n".join(f"    {line}" for line in config_lines))
+        t = load_config(config).track
+        cues, raw, bias, cut = lost
+        for folder in args.validate:
+            data = load(args.cache, config, folder, args.tag)
+            f, u = labels(data)
+            flags = probability(data["cues"][:, cues], np.append(raw, bias)) >= cut
+            rule = rule_flags(data, t.lost_ratio, t.lost_drop, t.lost_window)
+            print(f"  {folder} ({len(f)} updates, {data['absent'].sum()} absent, {(f & ~data['absent']).sum()} "
+                  f"present failed): classifier " + fmt(scores(flags, f, u, data["absent"])))
+            print(f"  {'':{len(folder)}} {'':{len(str(len(f)))}}   rule ({t.lost_ratio}/{t.lost_drop}/{t.lost_window}) "
+                  + fmt(scores(rule, f, u, data["absent"])))
 
 
-def report(config: str, features: dict[str, dict[str, np.ndarray]], choose: list[str]) -> None:
-    sequences = [seq for folder, data in features.items() for seq in sequences_of(folder, data)]
-    choosing = np.array([seq.folder in choose for seq in sequences])
-    print(f"\n{config}: settings chosen on {' + '.join(choose)} pooled (most recall at precision >= "
-          f"{TARGETS['precision']} and <= {TARGETS['car1']:.0%} of the tracked updates flagged, else best F1); "
-          f"a folder chosen on is scored leaving each sequence out of the choice (cv). Per folder: precision, "
-          f"recall (IoU < {FAILED_IOU}) and Car1's updates flagged")
-    for folder, data in features.items():
-        print(f"  {folder}: {len(data['iou'])} updates, {int((data['iou'] < FAILED_IOU).sum())} failed, "
-              f"median score {np.median(data['score']):.2f}, {float(data['fps']):.1f} fps")
-    header = [f"{folder}{' (cv)' if folder in choose else ''}" for folder in features]
-    print(f"  {'rule':50s} {'chosen':>9s}  " + "  ".join(f"{h:>17s}" for h in header))
-    values = {k: np.concatenate([d[k] for d in features.values()]) for k in FEATURES}
-    ceilings = []
-    for candidate in candidates(values):
-        counts = Counts.of(candidate, sequences)
-        setting = "/".join(f"{v:.3g}" for v in candidate.settings[counts.chosen(choosing)])
-        cells = [str(measured(counts, sequences, choosing, folder)) for folder in features]
-        print(f"  {candidate.name:50s} {setting:>9s}  " + "  ".join(f"{c:>17s}" for c in cells), flush=True)
-        ceilings.append((candidate.name, [ceiling(counts, sequences, folder) for folder in features]))
-    print(f"  best precision at recall >= {TARGETS['recall']}, the setting picked on each folder itself (a diagnosis):")
-    for name, cells in ceilings[1:]:
-        print(f"  {name:50s} {'':9s}  " + "  ".join(f"{c:>17s}" for c in cells))
+def fmt(found: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.3f}" for k, v in found.items())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", nargs="+", required=True, help="shipped config names or YAML paths")
-    parser.add_argument("--data", nargs="+", required=True, type=Path, help="folders of OTB-layout sequences")
-    parser.add_argument("--choose", nargs="+", required=True,
-                        help="the --data folder names thresholds are chosen on (never the test set)")
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/lost_signal"), help="where the features are kept")
-    parser.add_argument("--fresh", action="store_true", help="track again even where features are cached")
+    sub = parser.add_subparsers(dest="command", required=True)
+    rec = sub.add_parser("record", help="track and cache the cues")
+    rec.add_argument("--data", nargs="+", required=True, type=Path)
+    rec.add_argument("--fresh", action="store_true", help="track again even where cues are cached")
+    rec.add_argument("--deployed", action="store_true", help="the config's own verifier and search (with --set), "
+                                                             "not the recording's cues-only tracker")
+    rec.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    rec.add_argument("--tag", default="", help="names the cache files of a --deployed recording")
+    learn = sub.add_parser("fit", help="choose and fit the classifier on cached cues")
+    learn.add_argument("--train", nargs="+", required=True, help="cached folder names to fit and cross-validate on")
+    learn.add_argument("--validate", nargs="*", default=[], help="cached folder names to score at the chosen setting")
+    learn.add_argument("--tracked-flagged", type=float, default=0.02,
+                       help="the share of tracked frames the threshold may flag (default 0.02)")
+    learn.add_argument("--tag", default="", help="the recording's (record --tag)")
+    learn.add_argument("--kind", choices=("classifier", "both"), default="classifier",
+                       help="the verifier's kind the printed config names (both: with the score rule)")
+    learn.add_argument("--max-cues", type=int, default=len(LOST_CUES), help="cues in a set, at most")
+    learn.add_argument("--accept-precision", type=float, default=0.9,
+                       help="--deployed recordings: the share of candidates taken back that must be the target "
+                            "(default 0.9)")
+    for command in (rec, learn):
+        command.add_argument("--config", nargs="+", required=True, help="shipped config names or YAML paths")
+        command.add_argument("--cache", type=Path, default=Path("/tmp/lost_signal"), help="where the cues are kept")
     args = parser.parse_args()
-    unknown = set(args.choose) - {folder.name for folder in args.data}
-    if unknown:
-        parser.error(f"--choose names folders not in --data: {', '.join(sorted(unknown))}")
     use_threads(1)
-    for config in args.config:
-        features = {folder.name: cached_features(config, folder, args.cache, args.fresh) for folder in args.data}
-        report(config, features, args.choose)
+    torch.manual_seed(0)
+    (record if args.command == "record" else fit)(args)
 
 
 if __name__ == "__main__":

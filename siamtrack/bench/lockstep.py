@@ -100,9 +100,11 @@ class Conditions:
     threads: int
     device: str
     load: list[float | None]  # the 1-minute load average as the run started and as it ended
+    absent: int = 0  # of the frames, those without the target
 
     def to_dict(self) -> dict:
-        return {"date": date.today().isoformat(), "clip": self.clip, "frames": self.frames, "size": list(self.size),
+        return {"date": date.today().isoformat(), "clip": self.clip, "frames": self.frames, "absent": self.absent,
+                "size": list(self.size),
                 "threads": self.threads, "device": self.device, "load": self.load,
                 "torch": torch.__version__, "opencv": cv2.__version__}
 
@@ -142,7 +144,7 @@ class Lockstep:
             pass
         height, width = self.clip.frames[0].shape[:2]
         return decode_ms, Conditions(self.clip.name, len(self.clip.frames), (width, height), torch.get_num_threads(),
-                                     str(self.device), [self.load_at_start, load_average()])
+                                     str(self.device), [self.load_at_start, load_average()], self.clip.absent)
 
 
 def ms_cell(ms: dict[str, float] | None) -> str:
@@ -160,8 +162,10 @@ def format_bench_report(report: dict, legend: str, lines: list[list[str]]) -> st
 
 def report_heading(report: dict) -> str:
     """What was timed, where, and how busy the machine was."""
-    return (f"siamtrack bench, {report['date']}: {report['clip']} clip, {report['frames']} frames "
-            f"{report['size'][0]}x{report['size'][1]}, {plural(report['threads'], 'thread')}, {report['device']}, "
+    absent = report.get("absent", 0)
+    more = f" and {absent} of another scene (the target gone)" if absent else ""
+    return (f"siamtrack bench, {report['date']}: {report['clip']} clip, {report['frames'] - absent} frames "
+            f"{report['size'][0]}x{report['size'][1]}{more}, {plural(report['threads'], 'thread')}, {report['device']}, "
             f"torch {report['torch']}, opencv {report['opencv']}"
             + (f", load average {report['load'][0]:.1f} -> {report['load'][1]:.1f}"
                if None not in report["load"] else ""))

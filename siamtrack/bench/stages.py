@@ -1,5 +1,7 @@
 """The per-stage benchmark (`siamtrack bench`): each model and backend timed stage by stage beside
-OpenCV's trackers, on the same frames."""
+OpenCV's trackers, on the same frames. A frame a tracker starts with its target lost (searching for it) is
+timed apart from the frames it tracks: the stages and the fps are the tracked frames', and `lost` gives the
+cost of a frame in the lost state and its ratio to a tracked one's."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -33,13 +35,28 @@ class Row:
     cfg: Config | None = None  # a SiamFC model's config, as loaded; None for OpenCV's trackers
     times: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in TIMED_STAGES})
     boxes: list[np.ndarray] = field(default_factory=list)
+    lost: list[bool] = field(default_factory=list)  # per update: the tracker started it with its target lost
 
-    def stat(self, stage: str) -> dict[str, float] | None:
-        return stat(self.times[stage])
+    def timings(self, stage: str, lost: bool = False) -> list[float]:
+        """A stage's ms on the frames tracked (or, `lost`, on those started with the target lost); decoding's
+        on every frame."""
+        if stage == "decode":
+            return self.times[stage]
+        return [ms for ms, gone in zip(self.times[stage], self.lost or [False] * len(self.times[stage]))
+                if gone == lost]
+
+    def stat(self, stage: str, lost: bool = False) -> dict[str, float] | None:
+        return stat(self.timings(stage, lost))
 
     @property
     def fps(self) -> float:
-        return 1000.0 / float(np.median(self.times["total"]))
+        return 1000.0 / float(np.median(self.timings("total")))
+
+    @property
+    def lost_ratio(self) -> float | None:
+        """How many times a tracked frame's median ms a frame in the lost state takes (None without both)."""
+        lost, tracked = self.timings("total", lost=True), self.timings("total")
+        return float(np.median(lost) / np.median(tracked)) if lost and tracked else None
 
 
 class TimedSiamFC:
@@ -60,6 +77,7 @@ class TimedSiamFC:
         self.tracker.init(rgb, box)
 
     def update(self, rgb: np.ndarray, bgr: np.ndarray) -> None:
+        self.row.lost.append(bool(self.tracker.lost))
         self.row.boxes.append(self.tracker.update(rgb))
         self.row.times["total"].append(sum(self.row.times[stage][-1] for stage in UPDATE_STAGES))
 
@@ -74,6 +92,7 @@ class TimedOpenCV:
         self.tracker.init(bgr, box)
 
     def update(self, rgb: np.ndarray, bgr: np.ndarray) -> None:
+        self.row.lost.append(self.tracker.lost)
         with timed(self.row.times["total"]):
             box = self.tracker.update(bgr)
         self.row.boxes.append(box)
@@ -109,6 +128,7 @@ class BenchReport:
             **self.conditions.to_dict(),
             "rows": [{"tracker": r.tracker, "backend": r.backend, "note": r.note,
                       "ms": {s: r.stat(s) for s in TIMED_STAGES}, "fps": r.fps,
+                      "lost_frames": sum(r.lost), "lost_ms": r.stat("total", lost=True), "x_lost": r.lost_ratio,
                       f"vs_{REFERENCE_BASELINE}": self.ratio(r, baseline),
                       f"vs_{REFERENCE_BACKEND}": self.ratio(r, self.row(r.tracker, REFERENCE_BACKEND)),
                       "box_shift_px": self.box_shift(r)} for r in self.rows],
@@ -139,10 +159,13 @@ def format_report(report: dict) -> str:
     """The report of BenchReport.to_dict() as a text table: median / p90 ms per stage, fps and ratios."""
     ratio_keys = [k for k in report["rows"][0] if k.startswith("vs_")] if report["rows"] else []
     lines = [["tracker", "backend", *TIMED_STAGES, "fps", *(k.replace("vs_", "x ") for k in ratio_keys),
-              "box shift px", "note"]]
+              "lost frames", "lost ms", "x lost", "box shift px", "note"]]
     for r in report["rows"]:
         lines.append([r["tracker"], r["backend"], *(ms_cell(r["ms"][s]) for s in TIMED_STAGES), f"{r['fps']:.1f}",
-                      *(ratio_cell(r[k]) for k in ratio_keys),
-                      f"{r['box_shift_px']:.3f}" if r["box_shift_px"] is not None else "-", r["note"]])
-    legend = "ms per frame as median/p90; fps = 1000 / median total (tracking only, decode excluded)"
+                      *(ratio_cell(r[k]) for k in ratio_keys), str(r["lost_frames"]), ms_cell(r["lost_ms"]),
+                      ratio_cell(r["x_lost"]), f"{r['box_shift_px']:.3f}" if r["box_shift_px"] is not None else "-",
+                      r["note"]])
+    legend = ("ms per frame as median/p90 over the frames tracked; fps = 1000 / median total (tracking only, decode "
+              "excluded); lost: the frames started with the target lost (searching for it), ms of the whole update, "
+              "and x lost its median over a tracked frame's")
     return format_bench_report(report, legend, lines)

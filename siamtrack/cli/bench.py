@@ -7,6 +7,8 @@ from pathlib import Path
 
 from .options import DEFAULT_THREADS, add_tracker_args, positive_int, say, whole_number
 
+ABSENT_FRAMES = 30  # the default stretch without the target: frames in the lost state are timed apart
+
 
 def add_parser(sub) -> None:
     from ..baselines import OPENCV_TRACKERS
@@ -19,6 +21,9 @@ def add_parser(sub) -> None:
                             "clip, all of a --sequence)")
     bench.add_argument("--sequence", metavar="DIR", help="time on a real sequence folder (OTB, VOT or GOT-10k "
                                                          "layout, first box given) instead of the synthetic clip")
+    bench.add_argument("--absent", type=whole_number(0), default=ABSENT_FRAMES, metavar="N",
+                       help="frames of another scene (the target gone) after the first third, so that frames in "
+                            f"the lost state are timed too (default: {ABSENT_FRAMES}; 0: none)")
     bench.add_argument("--targets", type=positive_int, nargs="+", metavar="N",
                        help="time N targets at once: one batched tracker, N separate trackers and N CSRTs "
                             "(default model unless --config)")
@@ -31,7 +36,7 @@ def handle(args: argparse.Namespace) -> int:
     from ..bench import bench_clip, format_report, format_targets_report, run_bench, run_targets_bench
     from ..spec import TrackerSpec
     shared = TrackerSpec(weights=args.weights, overrides=tuple(args.overrides), device=args.device)
-    clip = bench_clip(args.frames, args.sequence)
+    clip = bench_clip(args.frames, args.sequence, args.absent)
     if args.targets:
         report = run_targets_bench(args.targets, args.config, args.backend, shared, clip).to_dict()
         print(format_targets_report(report))

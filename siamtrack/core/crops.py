@@ -65,3 +65,13 @@ class CropBatch:
         if self._staged is not self._host:
             self._staged.copy_(self._host, non_blocking=True)
         return self._input.copy_(self._staged.permute(0, 3, 1, 2))
+
+
+def cut_crops(frame: np.ndarray, places, out_size: int, out: np.ndarray) -> None:
+    """Fill `out` in order with the square crops of each place: a centre, the sides of its crops there and the
+    colour their padding takes."""
+    crops = iter(out)
+    for center, sides, border in places:
+        padding = tuple(float(c) for c in border)
+        for side in sides:
+            crop_and_resize(frame, *center, side, out_size, padding, out=next(crops))

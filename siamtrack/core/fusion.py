@@ -30,11 +30,11 @@ class ResponseFusion:
     """Each target's response maps from its levels' (N * S x 1 x r x r each, target by target): the one level's,
     or the deep and the shallow level's fused into one."""
 
-    def __init__(self, track: TrackConfig):
+    def __init__(self, track: TrackConfig, maps_per_target: int | None = None):
         self.weight = track.fusion_weight
         self.adaptive = track.fusion_adaptive
         self.floor = track.fusion_floor
-        self.scales = track.scale_num
+        self.scales = maps_per_target or track.scale_num  # a target's maps: its pyramid's (or a lost one's tiles)
 
     def deep_share(self, deep: torch.Tensor, shallow: torch.Tensor) -> torch.Tensor:
         """Each target's weight of its deep response (N), from the N x S x r x r maps."""

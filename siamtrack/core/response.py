@@ -65,6 +65,7 @@ class PeakFinder:
     def __init__(self, grid: ResponseGrid):
         self.grid = grid
         self._upsampler: BicubicUpsampler | None = None  # sized by resize, when targets come
+        self._sized_for = 0  # the targets the buffers hold
 
     @property
     def upscale_size(self) -> int:
@@ -73,9 +74,12 @@ class PeakFinder:
     def resize(self, targets: int) -> None:
         """Buffers for `targets` targets (one response map per scale each)."""
         self._upsampler = BicubicUpsampler(self.grid.rows, self.grid.cols, max(targets, 1) * self.grid.track.scale_num)
+        self._sized_for = targets
 
     def __call__(self, responses: torch.Tensor, targets: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         g, t = self.grid, self.grid.track
+        if targets != self._sized_for:  # some targets lost (searched for in tiles instead) or found again
+            self.resize(targets)
         up = self._upsampler(responses).view(targets, t.scale_num, g.upscale_size, g.upscale_size)
         peaks = torch.amax(up, dim=(2, 3))
         scale_id = torch.argmax(peaks * g.scale_penalties, dim=1)

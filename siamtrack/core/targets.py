@@ -2,10 +2,30 @@
 structure that grows (`+`) and shrinks (`keep`) as a whole, so that no field can fall out of step."""
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
+
+from ..config import LOST_CUES
+
+
+@dataclass(frozen=True)
+class Answers:
+    """Every tracked target's answers after the last call, in the order of `ids`, whatever init was given."""
+    ids: np.ndarray  # N int64
+    boxes: np.ndarray  # N x 4: x, y, w, h, 0-based px
+    scores: np.ndarray  # N: the peak response of the last update (NaN before the first)
+    lost: np.ndarray  # N bool: the last update judged the target lost (False before the first)
+
+
+@dataclass
+class ScoreHistory:
+    """Some targets' scores this update beside their own earlier ones: what `lost` is judged against."""
+    score: np.ndarray  # this update's peaks
+    reference: np.ndarray  # the first update's (this one's, at the first)
+    recent: list  # each target's deque of its recent scores of updates not judged lost
 
 
 @dataclass
@@ -26,6 +46,26 @@ class Targets:
     scale_filter: list  # N: each target's DSST filter (track.scale_filter), or None
     warp: np.ndarray  # N x 2 int: each target's current warp, (turn, stretch) in its bank (0, 0 without warps)
     warp_box: np.ndarray  # N x 3: the box's turn (degrees) and log stretch against the first box, its w / h
+    # the long-term state (track.verifier, track.redetect)
+    confident_center: np.ndarray  # N x 2: the centre after the last update not judged lost (init's before any)
+    confident_scale: np.ndarray  # N: the scale then
+    lost_frames: np.ndarray  # N int: updates judged lost in a row, up to the last (0: tracked)
+    colour_model: np.ndarray  # N x bins^3: the colour histogram of the first box
+    cues: np.ndarray  # N x len(LOST_CUES): the last update's cues (NaN before it, and with the rule)
+
+    @classmethod
+    def start(cls, target_id: int, center: np.ndarray, size: np.ndarray, search_side: float, border: np.ndarray,
+              kernels: tuple[torch.Tensor, ...], scale_filter, window: int, colours: np.ndarray,
+              warp: np.ndarray) -> Targets:
+        """One target at its first box: tracked, with no score yet, at the warp `warp` of its bank, unturned."""
+        return cls(ids=np.array([target_id], dtype=np.int64), center=center[None], base_size=size[None],
+                   base_search=np.array([search_side]), scale=np.ones(1), border=border[None],
+                   reference_score=np.full(1, np.nan), score=np.full(1, np.nan), lost=np.zeros(1, dtype=bool),
+                   recent_scores=[deque(maxlen=window)], kernels=kernels, scale_filter=[scale_filter],
+                   warp=warp[None], warp_box=np.array([[0.0, 0.0, size[0] / size[1]]]),
+                   confident_center=center[None].copy(), confident_scale=np.ones(1),
+                   lost_frames=np.zeros(1, dtype=np.int64), colour_model=colours[None],
+                   cues=np.full((1, len(LOST_CUES)), np.nan))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -36,6 +76,39 @@ class Targets:
     def keep(self, kept: np.ndarray) -> Targets:
         """The targets where the boolean mask `kept` is true."""
         return Targets(**{f.name: _take(getattr(self, f.name), kept) for f in fields(self)})
+
+    def kernels_of(self, rows: np.ndarray) -> tuple[torch.Tensor, ...]:
+        """The targets `rows`' exemplar kernels, level by level, laid out as `kernels`."""
+        picked = torch.from_numpy(rows)
+        return tuple(level.view(len(self), -1, *level.shape[1:])[picked.to(level.device)].flatten(0, 1)
+                     for level in self.kernels)
+
+    def history(self, rows: np.ndarray, score: np.ndarray) -> ScoreHistory:
+        """The targets `rows`' scores this update beside their own earlier ones."""
+        reference = np.where(np.isnan(self.reference_score[rows]), score, self.reference_score[rows])
+        return ScoreHistory(score, reference, [self.recent_scores[i] for i in rows])
+
+    def judged(self, rows: np.ndarray, score: np.ndarray, lost: np.ndarray, cues: np.ndarray | None) -> None:
+        """Keep the targets `rows`' scores, lost flags (and cues) of this update. A lost target's score stays
+        out of its history, which remains the tracked target's."""
+        self.score[rows] = score
+        self.reference_score[rows] = np.where(np.isnan(self.reference_score[rows]), score, self.reference_score[rows])
+        self.lost[rows] = lost
+        self.lost_frames[rows] = np.where(lost, self.lost_frames[rows] + 1, 0)
+        if cues is not None:
+            self.cues[rows] = cues
+        for i, kept, gone in zip(rows, score, lost):
+            if not gone:
+                self.recent_scores[i].append(kept)
+
+    def hold(self, rows: np.ndarray) -> None:
+        """Put the targets `rows` back at their last confident boxes."""
+        self.center[rows], self.scale[rows] = self.confident_center[rows], self.confident_scale[rows]
+
+    def remember_confident(self) -> None:
+        """The boxes of the targets not lost, as the ones to hold them at once they are."""
+        found = ~self.lost
+        self.confident_center[found], self.confident_scale[found] = self.center[found], self.scale[found]
 
 
 def _join(first, second):
@@ -53,3 +126,9 @@ def _take(values, kept: np.ndarray):
         rows = torch.from_numpy(np.repeat(kept, len(values[0]) // max(len(kept), 1)))
         return tuple(level[rows.to(level.device)] for level in values)
     return [value for value, keep in zip(values, kept) if keep]
+
+
+def boxes_of(s: Targets) -> np.ndarray:
+    """The targets' N x 4 boxes."""
+    size = s.base_size * s.scale[:, None]
+    return np.concatenate([s.center - size / 2, size], axis=1)

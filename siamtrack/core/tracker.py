@@ -1,11 +1,10 @@
 """SiamFCTracker: the tracking loop (scale pyramid, cosine window, damping, and optionally a DSST scale
-filter), for one target or many at once, over a Model it shares with any other tracker. Knows nothing of
-training, evaluation or the command line."""
+filter), for one target or many at once, over a Model it shares with any other tracker; each target judged lost
+or not and, with track.redetect, a lost one held at its last confident box and searched for
+(siamtrack.core.lost_and_found). Knows nothing of training, evaluation or the command line."""
 from __future__ import annotations
 
-from collections import deque
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, ContextManager, Iterable
 
@@ -14,15 +13,17 @@ import torch
 
 from ..config import Config
 from ..errors import BoxError, ConfigError, FrameError, NotInitializedError, TargetError
-from ..inputs import as_rgb, check_boxes
+from ..inputs import as_box_array, as_rgb, check_boxes, check_unique
 from .backends import DEFAULT_BACKEND
-from .crops import CropBatch, context_size, crop_and_resize
+from .crops import CropBatch, context_size, cut_crops
 from .dsst import ScaleFilter
 from .fusion import ResponseFusion
+from .lost_and_found import LostAndFound
 from .model import Model
 from .response import PeakFinder
 from .target_state import export_state, import_state
-from .targets import Targets
+from .targets import Answers, Targets, boxes_of
+from .verifier import PeakMaps
 from .warps import ExemplarWarps
 
 # update() in order; post: upsampling, peak search, box; size: the scale filters (track.scale_filter), if any
@@ -31,15 +32,6 @@ STAGES = ("crop", "backbone", "xcorr", "post", "size")
 
 def untimed(stage: str) -> ContextManager:
     return nullcontext()
-
-
-@dataclass(frozen=True)
-class Answers:
-    """Every tracked target's answers after the last call, in the order of `ids`, whatever init was given."""
-    ids: np.ndarray  # N int64
-    boxes: np.ndarray  # N x 4: x, y, w, h, 0-based px
-    scores: np.ndarray  # N: the peak response of the last update (NaN before the first)
-    lost: np.ndarray  # N bool: the last update judged the target lost (False before the first)
 
 
 class SiamFCTracker:
@@ -88,6 +80,7 @@ class SiamFCTracker:
         self.warps = ExemplarWarps(t.warps) if ExemplarWarps.wanted(t.warps) else None  # turned, stretched kernels
         # each target's exemplar kernels: its scales', each in every warp of the bank (track.warps)
         self.kernel_rows = (self.warps.size if self.warps else 1) * self.kernels_per_target
+        self.lost_found = LostAndFound(t, self.peaks, model.total_stride, self.warps, self.kernels_per_target)
         self._exemplar_crops: CropBatch | None = None  # made by the first init, with the other buffers
         self.targets: Targets | None = None  # set by init
         self.single = True  # init was given one box, not an N x 4 array: answers are one target's
@@ -187,23 +180,19 @@ class SiamFCTracker:
         w, h = np.minimum(np.maximum([w, h], t.min_size), t.max_size_ratio * self.frame_size)
         exemplar_side = context_size(w, h, t.context)
         sides = exemplar_side / self.scale_factors if self.on_exemplar else [exemplar_side]
-        padding = tuple(float(c) for c in border)
         if self.warps:  # the bank: every warp at every side
-            self.warps.crops(frame, center, sides, t.exemplar_size, padding, self._exemplar_crops.host)
+            self.warps.crops(frame, center, sides, t.exemplar_size, tuple(float(c) for c in border),
+                             self._exemplar_crops.host)
         else:
-            for crop, side in zip(self._exemplar_crops.host, sides):
-                crop_and_resize(frame, *center, side, t.exemplar_size, padding, out=crop)
+            cut_crops(frame, [(center, sides, border)], t.exemplar_size, self._exemplar_crops.host)
         scale_filter = None
         if t.scale_filter == "dsst" and w * h >= t.dsst.min_area:
             scale_filter = ScaleFilter(t.dsst)
             scale_filter.start(frame, center, np.array([w, h]))
-        return Targets(ids=np.array([target_id], dtype=np.int64), center=center[None], base_size=np.array([[w, h]]),
-                       base_search=np.array([exemplar_side * t.search_size / t.exemplar_size]), scale=np.ones(1),
-                       border=border[None], reference_score=np.full(1, np.nan), score=np.full(1, np.nan),
-                       lost=np.zeros(1, dtype=bool), recent_scores=[deque(maxlen=t.lost_window)],
-                       kernels=self._exemplar_kernels(), scale_filter=[scale_filter],
-                       warp_box=np.array([[0.0, 0.0, w / h]]),
-                       warp=(self.warps.start if self.warps else np.zeros(2, dtype=np.int64))[None])
+        colours = self.lost_found.verifier.colour_histogram(frame, np.array([*(center - [w / 2, h / 2]), w, h]))
+        return Targets.start(target_id, center, np.array([w, h]), exemplar_side * t.search_size / t.exemplar_size,
+                             border, self._exemplar_kernels(), scale_filter, t.lost_window, colours,
+                             self.warps.start if self.warps else np.zeros(2, dtype=np.int64))
 
     def _exemplar_kernels(self) -> tuple[torch.Tensor, ...]:
         """Each level's kernels of the exemplar crops just cut, copied: a backend may hand back the same buffers
@@ -211,7 +200,7 @@ class SiamFCTracker:
         return tuple(k.clone() for k in self.model.backend.embed_exemplar(self._exemplar_crops.upload()))
 
     def _resize_buffers(self) -> None:
-        """Crop and upsampling buffers for the targets tracked now."""
+        """Crop and upsampling buffers for the targets tracked now (made anew as targets are lost and found)."""
         targets = max(len(self.targets), 1)
         self._search_crops = CropBatch(targets * self.crops_per_target, self.cfg.track.search_size, self.device)
         self.peaks.resize(targets)
@@ -223,16 +212,26 @@ class SiamFCTracker:
         frame = self._checked_frame(image)
         if not len(self.targets):  # every target removed: nothing to look for
             return np.zeros((0, 4))
+        s, found = self.targets, self.lost_found
+        tracked, lost = found.split(s)  # lost targets searched for in tiles, instead of tracked
         with self.timer("crop"):
-            crops = self.search_crops(frame)
+            tiles = found.tile_centres(s, lost, self.frame_size)
+            crops = self.search_crops(frame, tracked, lost, tiles)
         with self.timer("backbone"):
             features = self.model.backend.embed_search(crops)
+        split = len(tracked) * self.crops_per_target  # the tracked targets' crops, then the lost ones' tiles
+        tracked_features, tile_features = tuple(f[:split] for f in features), tuple(f[split:] for f in features)
         with self.timer("xcorr"):
-            responses = self.respond(features)
+            responses, levels = self.respond(tracked_features, tracked)
+            tile_levels = found.correlate_tiles(self.model.backend, s, lost, tile_features)
         with self.timer("post"):
-            self.step(responses)
+            if len(tracked):
+                self.step(frame, tracked, responses, levels, tracked_features)
+            if len(lost):
+                found.search(frame, s, lost, tiles, tile_levels, tile_features, self.frame_size)
         with self.timer("size"):
             self.filter_sizes(frame)
+        found.after_update(s)
         return self.box()
 
     def _checked_frame(self, image) -> np.ndarray:
@@ -246,64 +245,65 @@ class SiamFCTracker:
                              f"{width:.0f}x{height:.0f} one; call init again for frames of another size")
         return frame
 
-    def search_crops(self, frame: np.ndarray) -> torch.Tensor:
-        """The search crops around each target's centre (its scale pyramid, or one crop when the pyramid is on
-        the exemplar side), as one batch, target by target."""
-        t = self.cfg.track
-        factors = [1.0] if self.on_exemplar else self.scale_factors
-        crops = iter(self._search_crops.host)
-        s = self.targets
-        for center, side, border in zip(s.center, s.base_search * s.scale, s.border):
-            border = tuple(float(c) for c in border)
-            for factor in factors:
-                crop_and_resize(frame, *center, side * factor, t.search_size, border, out=next(crops))
+    def search_crops(self, frame: np.ndarray, tracked: np.ndarray, lost: np.ndarray, tiles: np.ndarray) -> torch.Tensor:
+        """One batch, target by target: the search crops around each tracked target's centre (its scale pyramid,
+        or one crop when the pyramid is on the exemplar side), then each lost target's tiles (track.redetect)."""
+        t, s = self.cfg.track, self.targets
+        factors = np.ones(1) if self.on_exemplar else self.scale_factors
+        places = [(center, side * factors, border) for center, side, border
+                  in zip(s.center[tracked], s.base_search[tracked] * s.scale[tracked], s.border[tracked])]
+        places += self.lost_found.tile_places(s, lost, tiles)
+        count = sum(len(sides) for _, sides, _ in places)
+        if len(self._search_crops.host) != count:  # targets lost or found again
+            self._search_crops = CropBatch(count, t.search_size, self.device)
+        cut_crops(frame, places, t.search_size, self._search_crops.host)
         return self._search_crops.upload()
 
-    def respond(self, features: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        """The response maps: each target's search features cross-correlated with its own exemplar's, level by
-        level, the levels' responses fused into one (model.fusion); with track.warps, at the warp of each
-        target's bank that answers best, which the target then takes."""
-        def correlate(kernels: tuple[torch.Tensor, ...]) -> torch.Tensor:
-            return self.fusion(self.model.backend.correlate(kernels, features))
+    def respond(self, features: tuple[torch.Tensor, ...], rows: np.ndarray) \
+            -> tuple[torch.Tensor | None, tuple[torch.Tensor, ...]]:
+        """The targets `rows`' responses (their search features against their own exemplar's), the levels' fused
+        into one (model.fusion), and level by level; with track.warps, at the warp of each target's bank that
+        answers best, which the target then takes. None and no levels for no targets."""
+        if not len(rows):
+            return None, ()
+        s = self.targets
+        kernels = s.kernels if len(rows) == len(s) else s.kernels_of(rows)  # some lost, searched for in tiles
+
+        def correlate(kernels: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+            levels = self.model.backend.correlate(kernels, features)
+            return self.fusion(levels), *levels
 
         if self.warps is None:
-            return correlate(self.targets.kernels)
-        responses, positions = self.warps.respond(self.targets, correlate)
-        self.warps.follow(self.targets, positions)
-        return responses
+            responses, *levels = correlate(kernels)
+        else:
+            (responses, *levels), positions = self.warps.respond(s.warp[rows], kernels, correlate)
+            self.warps.follow(s, rows, positions)
+        return responses, tuple(levels)
 
-    def step(self, responses: torch.Tensor) -> None:
-        """Move and rescale every target from the responses of its scale pyramid."""
+    def step(self, frame: np.ndarray, rows: np.ndarray, responses: torch.Tensor, levels: tuple[torch.Tensor, ...],
+             features: tuple[torch.Tensor, ...]) -> None:
+        """Move and rescale the tracked targets `rows` from the responses of their scale pyramids, and judge
+        whether each is lost (siamtrack.core.lost_and_found)."""
         t, s = self.cfg.track, self.targets
-        scale_id, loc, score = self.peaks(responses, len(s))
+        scale_id, loc, score = self.peaks(responses, len(rows))
         displacement = self.peaks.displacement(loc, self.model.total_stride)
-        search_side = s.base_search * s.scale * (1.0 if self.on_exemplar else self.scale_factors[scale_id])
-        s.center = s.center + displacement * (search_side / t.search_size)[:, None]
-        s.scale = s.scale * ((1 - t.scale_lr) + t.scale_lr * self.scale_factors[scale_id])
+        search_side = s.base_search[rows] * s.scale[rows] * (1.0 if self.on_exemplar else self.scale_factors[scale_id])
+        before = s.center[rows]
+        s.center[rows] = before + displacement * (search_side / t.search_size)[:, None]
+        s.scale[rows] = s.scale[rows] * ((1 - t.scale_lr) + t.scale_lr * self.scale_factors[scale_id])
         self._clamp_state()
-        s.score = score
-        s.reference_score = np.where(np.isnan(s.reference_score), score, s.reference_score)
-        s.lost = self._judge_lost()
-        for recent, kept, lost in zip(s.recent_scores, score, s.lost):
-            if not lost:  # a lost target's scores stay out: its history remains the tracked target's
-                recent.append(kept)
-
-    def _judge_lost(self) -> np.ndarray:
-        """Per target, whether this update's score says it is lost: under lost_ratio x its first update's
-        (a slow drift onto background) or under lost_drop x the median of its recent scores (a sudden loss:
-        hidden, or out of the frame). Both are ratios of the target's own scores: a model's scale drops out.
-        A factor of 0 turns its part off."""
-        t, s = self.cfg.track, self.targets
-        recent = np.array([np.median(scores) if scores else np.nan for scores in s.recent_scores])
-        drifted = (t.lost_ratio > 0) & (s.score < t.lost_ratio * s.reference_score)
-        dropped = (t.lost_drop > 0) & (s.score < t.lost_drop * recent)  # NaN (no history yet): never
-        return drifted | dropped
+        index = np.arange(len(rows))
+        peaks = PeakMaps(responses, levels, features, s.kernels, loc, maps=index * t.scale_num + scale_id,
+                         crops=index * self.crops_per_target + (scale_id if self.crops_per_target > 1 else 0),
+                         kernel_rows=self.lost_found.kernel_row(s, rows, scale_id if self.on_exemplar else 0))
+        self.lost_found.judge(frame, s, rows, peaks, score, np.hypot(*(s.center[rows] - before).T))
 
     def filter_sizes(self, frame: np.ndarray) -> None:
         """Resize each target that has a DSST filter by its estimate at the target's new centre, then let the
-        filter learn from the frame at the new box."""
+        filter learn from the frame at the new box; with track.redetect, not a lost target, held where it was."""
         s = self.targets
-        filtered = [(i, f) for i, f in enumerate(s.scale_filter) if f is not None]
+        held = self.lost_found.held(s)
+        filtered = [(i, f) for i, f in enumerate(s.scale_filter) if f is not None and not held[i]]
         for i, scale_filter in filtered:
             s.scale[i] *= scale_filter.estimate(frame, s.center[i], s.base_size[i] * s.scale[i])
         if filtered:
@@ -338,7 +338,8 @@ class SiamFCTracker:
 
     @property
     def lost(self) -> bool | np.ndarray:
-        """Whether the last update judged the target lost (see _judge_lost); False before the first update."""
+        """Whether the last update judged the target lost (siamtrack.core.lost_and_found); False before the first
+        update."""
         return self._answer(lambda s: s.lost, False)
 
     def box(self) -> np.ndarray:
@@ -351,30 +352,3 @@ class SiamFCTracker:
             raise NotInitializedError("call init(frame, box) before asking for answers")
         s = self.targets
         return Answers(s.ids.copy(), boxes_of(s), s.score.copy(), s.lost.copy())
-
-
-def boxes_of(s: Targets) -> np.ndarray:
-    """The targets' N x 4 boxes."""
-    size = s.base_size * s.scale[:, None]
-    return np.concatenate([s.center - size / 2, size], axis=1)
-
-
-def as_box_array(boxes) -> np.ndarray:
-    """One x, y, w, h box or an N x 4 array of them, as an N x 4 float64 array (N >= 1)."""
-    try:
-        array = np.asarray(boxes, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise BoxError(f"a box must be 4 numbers x, y, w, h, got {boxes!r}") from None
-    if array.ndim == 1 and array.size == 4:
-        array = array[None]
-    if array.ndim != 2 or array.shape[1] != 4:
-        raise BoxError(f"a box must be 4 numbers x, y, w, h and boxes an N x 4 array, got shape {array.shape}")
-    if not len(array):
-        raise BoxError("no boxes given: pass at least one x, y, w, h")
-    return array
-
-
-def check_unique(ids: list[int]) -> None:
-    repeated = sorted({i for i in ids if ids.count(i) > 1})
-    if repeated:
-        raise TargetError(f"target id {repeated[0]} is given twice")

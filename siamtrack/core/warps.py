@@ -100,37 +100,41 @@ class ExemplarWarps:
             for j, side in enumerate(sides):
                 warped_crop(frame, *center, side, out_size, border, warp, out=out[i * len(sides) + j])
 
-    def respond(self, s: Targets, correlate: Callable[[tuple], torch.Tensor]) -> tuple[torch.Tensor, np.ndarray]:
-        """Each target's responses at the warp of its neighbourhood that peaks highest (weighed), and the step
-        (K index) each took. `correlate(kernels)`: the (fused) responses of kernels laid out as Targets.kernels."""
-        n = len(s)
-        positions = s.warp[:, None, :] + self.steps[None]  # N x K x 2
+    def respond(self, warp: np.ndarray, kernels: tuple[torch.Tensor, ...],
+                correlate: Callable[[tuple], tuple[torch.Tensor, ...]]) -> tuple[tuple[torch.Tensor, ...], np.ndarray]:
+        """Each target's maps at the warp of its neighbourhood that peaks highest (weighed), and the position each
+        took; `warp` (N x 2) the targets' current warps, `kernels` theirs laid out as Targets.kernels.
+        `correlate(kernels)`: maps of those kernels, a tuple whose first (the fused response) chooses the warp;
+        each of them comes back at the chosen warp."""
+        n = len(warp)
+        positions = warp[:, None, :] + self.steps[None]  # N x K x 2
         valid = np.ones(positions.shape[:2], dtype=bool)
         if self.circle:
             positions[..., 0] %= len(self.angles)
         else:
             valid &= (positions[..., 0] >= 0) & (positions[..., 0] < len(self.angles))
         valid &= (positions[..., 1] >= 0) & (positions[..., 1] < len(self.log_stretches))
-        rows = torch.from_numpy(self.index(np.where(valid[..., None], positions, s.warp[:, None, :])))
-        responses, peaks = [], []
+        rows = torch.from_numpy(self.index(np.where(valid[..., None], positions, warp[:, None, :])))
+        answers, peaks = [], []
         for k in range(len(self.steps)):
-            kernels = tuple(level.view(n, self.size, -1, *level.shape[1:])[torch.arange(n), rows[:, k].to(level.device)]
-                            .flatten(0, 1) for level in s.kernels)
-            maps = correlate(kernels)
-            responses.append(maps.view(n, -1, *maps.shape[1:]))
-            peaks.append(responses[-1].flatten(1).amax(dim=1).cpu().numpy())
+            picked = tuple(level.view(n, self.size, -1, *level.shape[1:])[torch.arange(n), rows[:, k].to(level.device)]
+                           .flatten(0, 1) for level in kernels)
+            maps = correlate(picked)
+            answers.append([m.view(n, -1, *m.shape[1:]) for m in maps])
+            peaks.append(answers[-1][0].flatten(1).amax(dim=1).cpu().numpy())
         weighed = np.where(valid.T, np.stack(peaks) * self.weights[:, None], -np.inf)  # K x N
-        chosen = np.argmax(weighed, axis=0)
-        picked = torch.stack(responses)[torch.from_numpy(chosen), torch.arange(n)]
-        return picked.flatten(0, 1), positions[np.arange(n), chosen]
+        chosen = torch.from_numpy(np.argmax(weighed, axis=0))
+        picked = tuple(torch.stack([answer[j] for answer in answers])[chosen, torch.arange(n)].flatten(0, 1)
+                       for j in range(len(answers[0])))
+        return picked, positions[np.arange(n), chosen.numpy()]
 
-    def follow(self, s: Targets, positions: np.ndarray) -> None:
-        """Move each target to its chosen warp, and its box towards that warp's shape (damped)."""
+    def follow(self, s: Targets, rows: np.ndarray, positions: np.ndarray) -> None:
+        """Move each of the targets `rows` to its chosen warp, and its box towards that warp's shape (damped)."""
         lr, turn_box = self.settings.box_lr, self.settings.turn_box
-        box = s.warp_box
+        box = s.warp_box[rows]
         old = box_factors(box[:, 0], box[:, 1], turn_box, box[:, 2])
         turn = (self.angles[positions[:, 0]] - box[:, 0] + 180) % 360 - 180  # the short way round
         stretch = self.log_stretches[positions[:, 1]] - box[:, 1]
-        s.warp_box = box = box + lr * np.stack([turn, stretch, np.zeros(len(box))], axis=1)
-        s.base_size = s.base_size * box_factors(box[:, 0], box[:, 1], turn_box, box[:, 2]) / old
-        s.warp = positions
+        s.warp_box[rows] = box = box + lr * np.stack([turn, stretch, np.zeros(len(box))], axis=1)
+        s.base_size[rows] = s.base_size[rows] * box_factors(box[:, 0], box[:, 1], turn_box, box[:, 2]) / old
+        s.warp[rows] = positions

@@ -27,7 +27,7 @@ from .frames import FRAME_SUFFIXES, list_frames, natural_key
 # 1-based from MATLAB toolkits (OTB and those built on it, VOT, LaSOT) and for GOT-10k (got-10k/toolkit#6),
 # 0-based for NfS and TrackingNet. Here, so that the command line can list them without importing got10k.
 ONE_BASED = {"otb": True, "got10k": True, "vot": True, "uav123": True, "dtb70": True, "tcolor128": True,
-             "nfs": False, "lasot": True, "trackingnet": False}
+             "nfs": False, "lasot": True, "longterm": True, "trackingnet": False}
 DATASETS = tuple(ONE_BASED)
 OTB_GT_GLOB = "groundtruth_rect*.txt"
 GOT10K_TRAIN_SPLITS = ("train", "val")  # the GOT-10k splits with per-frame ground truth

@@ -2,6 +2,8 @@
 folder. This is the one module that knows those files:
 
     OUT/results/<BENCHMARK>/<tracker>/...          got10k result files (boxes, times)
+    OUT/results/LongTerm/<tracker>/lost/<sequence>_lost.txt   long-term runs only: the tracker's lost flag, a
+                                                   0/1 line per frame (got10k records boxes and times alone)
     OUT/reports/<BENCHMARK>/<first tracker>/...    got10k performance.json (and its plots)
     OUT/reports/TrackingNet/<tracker>.zip          TrackingNet's submission: one result file per sequence
     OUT/progress/<BENCHMARK>/<tracker>/<sequence>  our marker of a finished sequence, for resuming
@@ -33,6 +35,7 @@ from ..text import one_line
 from .experiments import EXPERIMENTS, GOT10K_REPORTS, BenchmarkTracker, DatasetView, FolderDataset, quiet
 
 VOT_FAILURE = "2"      # got10k's VOT record files mark each failure frame with a line '2'
+LOST_DIR = "lost"      # long-term runs: beside got10k's times/, the lost flags
 ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)  # every archive member's date: the same results, the same archive bytes
 
 
@@ -66,7 +69,12 @@ class Benchmark:
         return isinstance(self.experiment, ExperimentGOT10k)
 
     def is_lasot(self) -> bool:
-        return self.name == "lasot"
+        """Scored as LaSOT's toolkit scores: LaSOT, and long-term folders in its layout."""
+        return self.name in ("lasot", "longterm")
+
+    def is_longterm(self) -> bool:
+        """Long-term sequences (tools/make_longterm.py): the lost flags recorded, VOT-LT's measures read."""
+        return self.name == "longterm"
 
     def has_ground_truth(self) -> bool:
         """False for GOT-10k test and TrackingNet's test chunk, whose ground truth is withheld (results are
@@ -81,8 +89,12 @@ class Benchmark:
             view = copy.copy(self.experiment)
             view.dataset = DatasetView(self.experiment.dataset, [index])
             view.result_dir = private
+            benchmark_tracker = BenchmarkTracker(tracker, name, self.one_based)
             with quiet():
-                view.run(BenchmarkTracker(tracker, name, self.one_based))
+                view.run(benchmark_tracker)
+            if self.is_longterm():
+                flags = "".join(f"{int(flag)}\n" for flag in benchmark_tracker.lost)
+                write_atomic(Path(private) / name / LOST_DIR / lost_name(self.seq_names[index]), flags.encode())
             return {path.relative_to(private).as_posix(): path.read_bytes()
                     for path in sorted(Path(private).rglob("*")) if path.is_file()}
 
@@ -91,7 +103,7 @@ class Benchmark:
         # without its marker, a sequence's result files are those of an interrupted run: got10k would
         # keep any it finds beside the new ones, so they go first
         records, times = self.result_files(tracker, sequence)
-        for path in [*records, times]:
+        for path in [*records, times, self.lost_file(tracker, sequence)]:
             Path(path).unlink(missing_ok=True)
         for relative, data in files.items():
             write_atomic(Path(self.experiment.result_dir) / relative, data)
@@ -168,6 +180,17 @@ class Benchmark:
         return float(np.mean([Path(path).read_text().split().count(VOT_FAILURE)
                               for path in self.result_files(tracker, sequence)[0]]))
 
+    def lost_file(self, tracker: str, sequence: str) -> Path:
+        return self.tracker_results(tracker) / LOST_DIR / lost_name(sequence)
+
+    def lost(self, tracker: str, sequence: str) -> np.ndarray:
+        """A tracker's lost flag on each frame of a sequence (long-term runs)."""
+        path = self.lost_file(tracker, sequence)
+        if not path.is_file():
+            raise EvaluationError(f"{path}: no lost flags recorded (run the long-term protocol again with --resume "
+                                  "after removing this tracker's results)")
+        return np.loadtxt(path, dtype=np.int64, ndmin=1).astype(bool)
+
     def seconds(self, tracker: str, sequence: str) -> np.ndarray:
         """A tracker's seconds per frame on a sequence (all repetitions), without got10k's NaN for
         skipped frames."""
@@ -187,6 +210,10 @@ class Benchmark:
         else:
             return [str(folder / f"{sequence}.txt")], str(folder / "times" / f"{sequence}_time.txt")
         return sorted(glob.glob(str(folder / f"{sequence}_[0-9]*.txt"))), str(folder / f"{sequence}_time.txt")
+
+
+def lost_name(sequence: str) -> str:
+    return f"{sequence}_lost.txt"
 
 
 def _unreadable(dataset) -> dict[str, str]:

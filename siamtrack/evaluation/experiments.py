@@ -116,10 +116,22 @@ def _otb_experiment(root: Path, dirs: dict) -> ExperimentOTB:
     return FolderExperiment(FolderDataset(find_otb(root)), "OTB", **dirs)
 
 
-def _lasot_experiment(root: Path, dirs: dict) -> ExperimentOTB:
+def _lasot_experiment(root: Path, dirs: dict, name: str = "LaSOT") -> ExperimentOTB:
     if _layout(root) != "lasot":
         raise EvaluationError(f"{root}: not a LaSOT folder (CLASS/CLASS-N/img/*.jpg, CLASS/CLASS-N/groundtruth.txt)")
-    return FolderExperiment(FolderDataset(find_lasot(root, "test")), "LaSOT", **dirs)
+    return FolderExperiment(FolderDataset(find_lasot(root, "test")), name, **dirs)
+
+
+def _longterm_experiment(root: Path, dirs: dict) -> ExperimentOTB:
+    """Long-term sequences in LaSOT's layout (tools/make_longterm.py), or an OTB-layout folder (the target
+    always there: the lost flag against the frames where the box failed), scored by
+    siamtrack.evaluation.longterm."""
+    if _layout(root) == "otb":
+        return FolderExperiment(FolderDataset(find_otb(root)), "LongTerm", **dirs)
+    if _layout(root) != "lasot":
+        raise EvaluationError(f"{root}: neither long-term sequences in LaSOT's layout (CLASS/CLASS-N/img/*.jpg, "
+                              "groundtruth.txt; tools/make_longterm.py) nor an OTB-layout folder")
+    return _lasot_experiment(root, dirs, "LongTerm")
 
 
 def _trackingnet_experiment(root: Path, dirs: dict) -> ExperimentOTB:
@@ -171,21 +183,25 @@ EXPERIMENTS = {
                                                      **dirs),
     "nfs": lambda root, dirs: ExperimentNfS(str(root), fps=NFS_FPS, **dirs),
     "lasot": _lasot_experiment,
+    "longterm": _longterm_experiment,
     "trackingnet": _trackingnet_experiment,
 }
-GOT10K_REPORTS = frozenset(EXPERIMENTS) - {"lasot", "trackingnet"}  # the benchmarks got10k itself scores
+GOT10K_REPORTS = frozenset(EXPERIMENTS) - {"lasot", "longterm", "trackingnet"}  # the benchmarks got10k itself scores
 
 
 # --- running one sequence through got10k with a 0-based tracker
 
 class BenchmarkTracker(Tracker):
     """Any siamtrack-style tracker (init/update with 0-based boxes) as a got10k Tracker, boxes in and out
-    in the benchmark's convention: got10k's experiments run it unchanged."""
+    in the benchmark's convention: got10k's experiments run it unchanged. got10k records boxes and times;
+    `lost` keeps, beside them, the tracker's `lost` flag of each frame of the last sequence tracked (False
+    for the first frame, and for a tracker without the flag)."""
 
     def __init__(self, tracker, name: str, one_based: bool = False):
         super().__init__(name=name, is_deterministic=getattr(tracker, "is_deterministic", True))
         self.tracker = tracker
         self.one_based = one_based
+        self.lost = np.zeros(0, dtype=bool)
 
     def init(self, image, box) -> None:
         self.tracker.init(image, to_zero_based(box, self.one_based))
@@ -198,8 +214,10 @@ class BenchmarkTracker(Tracker):
         ahead (siamtrack.datasets.read_frames), and each frame's time that of init or update alone."""
         boxes = np.zeros((len(img_files), 4))
         times = np.zeros(len(img_files))
+        self.lost = np.zeros(len(img_files), dtype=bool)
         for index, _, found, seconds in track_frames(self, read_frames(img_files), box):
             boxes[index], times[index] = found, seconds
+            self.lost[index] = index > 0 and bool(getattr(self.tracker, "lost", False))
         return boxes, times
 
 

@@ -15,6 +15,10 @@ COLUMN_TITLES = {
     "size_bound": "AUC, true sizes at its centres",
     "ao": "AO (got10k)", "sr50": "SR0.5 (got10k)", "accuracy": "Accuracy (got10k)",
     "robustness": "Robustness (got10k)", "failures": "Failures", "fps": "FPS",
+    "f_score": "F-score (LT)", "lt_precision": "Pr (LT)", "lt_recall": "Re (LT)",
+    "absent_flagged": "Absent flagged", "tracked_flagged": "Tracked flagged",
+    "failure_precision": "Lost precision (IoU<0.1)", "failure_recall": "Lost recall (IoU<0.1)",
+    "recovered": "Recovered (30 fr)", "iou_after_return": "IoU after return",
 }
 
 

@@ -8,7 +8,8 @@ equal. LaSOT follows its toolkit: frames of an absent target count as failures, 
 the one before, normalized precision is read at 0.2, and a table per attribute where its files say which.
 fps is frames over tracker seconds, pooled over sequences (got10k averages per-frame speeds instead, which
 a few fast frames inflate). got10k's own headline numbers are kept beside ours: AO and SR0.5 on GOT-10k
-val, accuracy and robustness (failures, with re-initialisation) on VOT.
+val, accuracy and robustness (failures, with re-initialisation) on VOT. Long-term folders add VOT-LT's
+measures and the lost flag's (siamtrack.evaluation.longterm) to LaSOT's scores.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import numpy as np
 from ..core.frame_loop import fps
 from ..datasets import LASOT_ATTRIBUTES
 from .benchmark import Benchmark
+from .longterm import COLUMNS as LONGTERM_COLUMNS, LongTermCounts, sequence_counts
 from .metrics import Curves, hold_invalid, mean_curves, sequence_curves, with_true_sizes
 from .report import Summary
 
@@ -56,13 +58,22 @@ def _columns(benchmark: Benchmark) -> tuple[list[str], list[str]]:
         return ["accuracy", "robustness", "fps"], ["failures", "fps"]
     if not benchmark.has_ground_truth():
         return ["fps"], ["fps"]
+    if benchmark.is_longterm():
+        longterm = ["success_auc", *LONGTERM_COLUMNS, "fps"]
+        return longterm, longterm
     ope = ["success_auc", "precision", _norm_precision_column(benchmark), "size_bound"]
     ope += ["ao", "sr50"] if benchmark.is_got10k() else []
     return ope + ["fps"], ope + ["fps"]
 
 
+def _longterm_counts(benchmark: Benchmark, tracker: str, name: str, truth: np.ndarray,
+                     valid: np.ndarray) -> LongTermCounts:
+    """A tracker's long-term tallies on one sequence (its first repetition: long-term trackers run once)."""
+    return sequence_counts(benchmark.records(tracker, name)[0], benchmark.lost(tracker, name), truth, ~valid)
+
+
 def _score_tracker(benchmark: Benchmark, tracker: str, truths: dict[str, tuple], summary: Summary) -> None:
-    all_times, all_curves, all_bounds = [], [], []
+    all_times, all_curves, all_bounds, longterm = [], [], [], LongTermCounts()
     for name in summary.sequences:
         times = benchmark.seconds(tracker, name)
         all_times.append(times)
@@ -75,11 +86,17 @@ def _score_tracker(benchmark: Benchmark, tracker: str, truths: dict[str, tuple],
             all_curves.append(curves)
             all_bounds.append(bound)
             scores.update(_curve_scores(curves, benchmark), size_bound=bound.success_auc)
+            if benchmark.is_longterm():
+                counts = _longterm_counts(benchmark, tracker, name, *truths[name])
+                scores.update(counts.scores())
+                longterm += counts
     summary.overall[tracker]["fps"] = _fps(np.concatenate(all_times)) if all_times else float("nan")
     if all_curves:
         summary.curves[tracker] = mean_curves(all_curves)
         summary.overall[tracker].update(_curve_scores(summary.curves[tracker], benchmark),
                                         size_bound=mean_curves(all_bounds).success_auc)
+    if benchmark.is_longterm() and longterm.sequences:
+        summary.overall[tracker].update(longterm.scores())
 
 
 def _add_got10k_scores(benchmark: Benchmark, tracker: str, summary: Summary) -> None:
@@ -126,7 +143,7 @@ def summarize(benchmark: Benchmark, trackers: list[str], failed: dict[str, dict[
     for tracker in trackers:
         _score_tracker(benchmark, tracker, truths, summary)
         _add_got10k_scores(benchmark, tracker, summary)
-    if one_pass:
+    if one_pass and not benchmark.is_longterm():  # a long-term folder's one attribute: every target leaves
         _attribute_scores(benchmark, summary)
     summary.submissions = benchmark.write_submissions(trackers, scored)
     return summary

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.tracker import Answers
+from ..core.targets import Answers
 from ..errors import SiamtrackError
 
 

@@ -226,13 +226,13 @@ async function onUploadDone(message) {
   playBack();
 }
 
-function parseRows(text) {   // the boxes file: frame,id,x,y,w,h,score per line, after one # line
+function parseRows(text) {   // the boxes file: frame,id,x,y,w,h,score,lost per line, after one # line
   const frames = new Map();
   for (const line of text.split("\n")) {
     if (!line || line.startsWith("#")) continue;
-    const [frame, id, x, y, w, h, score] = line.split(",").map(Number);
+    const [frame, id, x, y, w, h, score, lost] = line.split(",").map(Number);
     if (!frames.has(frame)) frames.set(frame, []);
-    frames.get(frame).push({ id, box: [x, y, w, h], score, lost: false });
+    frames.get(frame).push({ id, box: [x, y, w, h], score, lost: lost === 1 });
   }
   return frames;
 }

@@ -1,0 +1,96 @@
+"""The verifier (siamtrack/core/verifier.py): its cues on hand-made response maps and frames, and what each
+kind (rule, classifier, both, guarded) makes of a tracked target and of a lost one's candidate. No network."""
+from collections import deque
+
+import numpy as np
+import pytest
+import torch
+
+from siamtrack.config import LOST_CUES, load_config
+from siamtrack.core.targets import ScoreHistory
+from siamtrack.core.verifier import PeakMaps, Verifier, logistic
+
+SIZE, UP = 17, 16  # a response map's side, and its upsampling (the default track.response_up)
+CLASSIFIER = ("track.verifier.weights={colour: -10.0}", "track.verifier.bias=5.0", "track.verifier.threshold=0.5",
+              "track.verifier.accept=0.5")  # p(failed) >= 0.5 where the colours agree under 0.5
+
+
+def verifier(*overrides: str) -> Verifier:
+    return Verifier(load_config("siamfc_lite0_fast", overrides).track)
+
+
+def peaks_at(maps: torch.Tensor, cells: list[tuple[int, int]]) -> PeakMaps:
+    """N maps (N x 1 x r x r) and the raw cell of each one's peak, as the tracker hands them over: one level,
+    features and kernels of ones (their cosine is 1)."""
+    n = len(maps)
+    loc = np.array([(r * UP + UP // 2) * SIZE * UP + c * UP + UP // 2 for r, c in cells])
+    features, kernels = (torch.ones(n, 2, SIZE + 2, SIZE + 2),), (torch.ones(n, 2, 3, 3),)
+    rows = np.arange(n)
+    return PeakMaps(maps, (maps,), features, kernels, loc, maps=rows, crops=rows, kernel_rows=rows)
+
+
+def bump(centre: tuple[int, int], height: float = 1.0) -> torch.Tensor:
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE]
+    return torch.tensor(height * np.exp(-((yy - centre[0]) ** 2 + (xx - centre[1]) ** 2) / 2.0), dtype=torch.float32)
+
+
+def history(score: float, reference: float, recent: list[float]) -> ScoreHistory:
+    return ScoreHistory(np.array([score]), np.array([reference]), [deque(recent)])
+
+
+def test_a_second_peak_as_high_as_the_first_makes_the_sidelobe_near_one_and_a_lone_one_near_zero():
+    lone = bump((8, 8))[None, None]
+    twin = (bump((8, 8)) + bump((3, 13)))[None, None]
+    frame, box = np.zeros((40, 40, 3), np.uint8), np.array([[10.0, 10, 10, 10]])
+    cues = [verifier().cues(frame, peaks_at(maps, [(8, 8)]), history(1, 1, [1]), box,
+                            verifier().colour_histogram(frame, box[0])[None], np.zeros(1))[0]
+            for maps in (lone, twin)]
+    sidelobe, sharpness = LOST_CUES.index("sidelobe"), LOST_CUES.index("sharpness")
+    assert cues[0][sidelobe] < 0.1 and cues[1][sidelobe] > 0.95  # a lone bump: its own slope past the radius, e^-2.5
+    assert cues[0][sharpness] > cues[1][sharpness]
+    assert cues[0][LOST_CUES.index("cosine")] == pytest.approx(1.0)
+    assert cues[0][LOST_CUES.index("colour")] == pytest.approx(1.0)  # the same box, the same colours
+
+
+def test_the_colour_cue_tells_a_box_of_other_colours_from_the_target():
+    check = verifier()
+    frame = np.zeros((40, 80, 3), np.uint8)
+    frame[:, :40] = (200, 30, 30)
+    frame[:, 40:] = (30, 30, 200)
+    red, blue = np.array([5.0, 5, 30, 30]), np.array([45.0, 5, 30, 30])
+    model = check.colour_histogram(frame, red)[None]
+    assert check.colour_agreement(frame, red[None], model)[0] == pytest.approx(1.0)
+    assert check.colour_agreement(frame, blue[None], model)[0] < 0.05
+
+
+@pytest.mark.parametrize("kind, ruled, classified, lost, taken", [
+    # the rule says lost (score far under its recent ones), the classifier not (colours agree)
+    ("rule", True, False, True, False),
+    ("classifier", True, False, False, True),
+    ("both", True, False, True, False),
+    ("guarded", True, False, True, False),
+    # the rule says tracked, the classifier lost (colours disagree)
+    ("rule", False, True, False, True),
+    ("classifier", False, True, True, False),
+    ("both", False, True, True, False),
+    ("guarded", False, True, False, False),  # the classifier never flags a tracked target, but guards a take-back
+])
+def test_each_kind_judges_a_tracked_target_and_a_candidate_as_it_says(kind, ruled, classified, lost, taken,
+                                                                      monkeypatch):
+    check = verifier(f"track.verifier.kind={kind}", *CLASSIFIER)
+    colour = 0.0 if classified else 1.0
+    cues = np.zeros((1, len(LOST_CUES)))
+    cues[0, LOST_CUES.index("colour")] = colour
+    monkeypatch.setattr(check, "cues", lambda *args: cues)
+    scores = history(score=1.0 if ruled else 10.0, reference=10.0, recent=[10.0] * 5)
+    judged, _ = check.judge(None, None, scores, np.zeros((1, 4)), None, np.zeros(1))
+    accepted, _ = check.accept(None, None, scores, np.zeros((1, 4)), None)
+    assert judged[0] == lost
+    assert accepted[0] == taken
+    assert (logistic(5.0 - 10.0 * colour) >= 0.5) == classified  # the hand-made classifier says what it is meant to
+
+
+def test_an_unknown_kind_is_a_one_line_error():
+    from siamtrack.errors import ConfigError
+    with pytest.raises(ConfigError, match="track.verifier.kind"):
+        load_config("siamfc_lite0_fast", ["track.verifier.kind=maybe"])
