@@ -39,7 +39,7 @@ from siamtrack.core.frame_loop import fps, track_frames
 from siamtrack.datasets import load_sequences
 from siamtrack.evaluation.families import (MIN_MEMBERS, combined_families, judge, load_tags, measured_families,
                                            members)
-from siamtrack.evaluation.metrics import mean_curves, sequence_curves
+from siamtrack.evaluation.metrics import sequence_curves
 from siamtrack.inputs import read_rgb
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
