@@ -7,7 +7,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 
-from siamtrack.process import set_up, use_threads  # noqa: E402
+import torch  # noqa: E402
+
+from siamtrack.process import set_up  # noqa: E402
 
 # ../shared/data beside the repository: real sequences, present in CI, absent in a user's clone
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -22,7 +24,8 @@ def one_thread():
     """A command a test runs in this process sets its threads (`--threads 2`, say): the next test gets one back.
     Left at 2, every later test ran up to 10 times slower on a busy machine (the whole suite: 29 minutes)."""
     yield
-    use_threads(1)
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
 
 
 def require(folder: Path) -> Path:
