@@ -71,34 +71,32 @@ def stop(process: subprocess.Popen, timeout: float = 20.0) -> None:
             process.wait()
 
 
-class LabelStudio:
-    """`label-studio start` in `folder` (its data, its log), as a context manager; `api` calls its REST API."""
+class Server:
+    """A program serving HTTP on 127.0.0.1:`port`, started with its output in `log`, as a context manager: entered
+    once its /health answers, stopped on leaving (or when it does not start)."""
+    what = "the server"
+    start_timeout_s = BACKEND_START_TIMEOUT_S
 
-    def __init__(self, folder: Path, predict_timeout_s: float | None = None):
-        self.folder, self.port = folder, free_port()
+    def __init__(self, log: Path, env: dict[str, str]):
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = folder / "label-studio.log"
-        self.env = {**os.environ, "LABEL_STUDIO_BASE_DATA_DIR": str(folder / "data"),
-                    # the backend is on this machine: Label Studio refuses local addresses unless told
-                    "ML_BLOCK_LOCAL_IP": "false", "SSRF_PROTECTION_ENABLED": "false",
-                    "LATEST_VERSION_CHECK": "false", "COLLECT_ANALYTICS": "false"}  # nothing leaves the machine
-        if predict_timeout_s:
-            self.env["ML_TIMEOUT_PREDICT"] = f"{predict_timeout_s:g}"
+        self.log, self.env = log, env
         self.process: subprocess.Popen | None = None
-        self.personal_token = ""
 
-    def __enter__(self) -> LabelStudio:
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def started(self) -> None:
+        """What to do once it answers."""
+
+    def __enter__(self):
         with self.log.open("w") as log:
-            self.process = subprocess.Popen(
-                [str(LABEL_STUDIO), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(self.port),
-                 "--data-dir", str(self.folder / "data"), "--username", USER, "--password", PASSWORD,
-                 "--user-token", LEGACY_TOKEN, "--enable-legacy-api-token"],
-                cwd=self.folder, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(self.command(), cwd=self.log.parent, env=self.env, stdout=log,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            wait_for(lambda: answers(f"{self.url}/health"), "Label Studio to start", START_TIMEOUT_S, self.process,
-                     self.log)
-            # the default kind of key since Label Studio 1.18: a JWT refresh token the backend exchanges
-            self.personal_token = self.api("POST", "/api/token/")["token"]
+            wait_for(lambda: answers(f"{self.url}/health"), f"{self.what} to start", self.start_timeout_s,
+                     self.process, self.log)
+            self.started()
         except BaseException:
             self.__exit__()
             raise
@@ -107,6 +105,31 @@ class LabelStudio:
     def __exit__(self, *exc) -> None:
         if self.process is not None:
             stop(self.process)
+
+
+class LabelStudio(Server):
+    """`label-studio start` in `folder` (its data, its log), as a context manager; `api` calls its REST API."""
+    what, start_timeout_s = "Label Studio", START_TIMEOUT_S
+
+    def __init__(self, folder: Path, predict_timeout_s: float | None = None):
+        super().__init__(folder / "label-studio.log",
+                         {**os.environ, "LABEL_STUDIO_BASE_DATA_DIR": str(folder / "data"),
+                          # the backend is on this machine: Label Studio refuses local addresses unless told
+                          "ML_BLOCK_LOCAL_IP": "false", "SSRF_PROTECTION_ENABLED": "false",
+                          "LATEST_VERSION_CHECK": "false", "COLLECT_ANALYTICS": "false"})  # nothing leaves here
+        self.folder = folder
+        if predict_timeout_s:
+            self.env["ML_TIMEOUT_PREDICT"] = f"{predict_timeout_s:g}"
+        self.personal_token = ""
+
+    def command(self) -> list[str]:
+        return [str(LABEL_STUDIO), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(self.port),
+                "--data-dir", str(self.folder / "data"), "--username", USER, "--password", PASSWORD,
+                "--user-token", LEGACY_TOKEN, "--enable-legacy-api-token"]
+
+    def started(self) -> None:
+        # the default kind of key since Label Studio 1.18: a JWT refresh token the backend exchanges
+        self.personal_token = self.api("POST", "/api/token/")["token"]
 
     def api(self, method: str, path: str, body: dict | None = None, file: Path | None = None,
             timeout: float = 600.0):
@@ -159,33 +182,18 @@ class LabelStudio:
         return self.api("GET", f"/api/predictions?task={task}")
 
 
-class Backend:
+class Backend(Server):
     """`siamtrack label-studio` on a free port, reading from `label_studio` with its personal access token."""
+    what = "siamtrack label-studio"
 
     def __init__(self, label_studio: LabelStudio, folder: Path, *options: str):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = folder / "backend.log"
-        self.command = [sys.executable, "-m", "siamtrack", "label-studio", "--port", str(self.port), *options]
-        self.env = {**os.environ, "LABEL_STUDIO_URL": label_studio.url,
-                    "LABEL_STUDIO_API_KEY": label_studio.personal_token, "PYTHONPATH": str(ROOT)}
-        self.process: subprocess.Popen | None = None
+        super().__init__(folder / "backend.log",
+                         {**os.environ, "LABEL_STUDIO_URL": label_studio.url,
+                          "LABEL_STUDIO_API_KEY": label_studio.personal_token, "PYTHONPATH": str(ROOT)})
+        self.options = options
 
-    def __enter__(self) -> Backend:
-        with self.log.open("w") as log:
-            self.process = subprocess.Popen(self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
-        try:
-            wait_for(lambda: answers(f"{self.url}/health"), "siamtrack label-studio to start",
-                     BACKEND_START_TIMEOUT_S, self.process, self.log)
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.process is not None:
-            stop(self.process)
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "siamtrack", "label-studio", "--port", str(self.port), *self.options]
 
     def peak_rss_mib(self) -> float:
         """The backend's highest resident memory so far (VmHWM), from Linux's /proc."""

@@ -147,14 +147,19 @@ def test_one_box_through_label_studio_equals_siamtrack_run_and_is_off_where_the_
     assert prediction["score"] == pytest.approx(1 - sum(lost.values()) / len(lost))
 
 
+def car_and_landmark_predicted(label_studio, project, video, car, width, height) -> tuple[int, dict]:
+    """A task of the video with the car and the landmark boxed on frame 1, and the backend's prediction."""
+    task = label_studio.upload(project, video)
+    regions = [drawn(1, car, width, height, "car"), drawn(1, LANDMARK, width, height, "landmark")]
+    label_studio.api("POST", f"/api/tasks/{task}/annotations", {"result": regions})
+    return task, predicted(label_studio, project, task)[0]
+
+
 def test_two_boxes_are_tracked_as_one_batch_and_equal_siamtrack_run_with_both(served, clip, frames, tmp_path):
     label_studio, backend, project, _ = served
     video, car = clip
     width, height = size(frames)
-    task = label_studio.upload(project, video)
-    regions = [drawn(1, car, width, height, "car"), drawn(1, LANDMARK, width, height, "landmark")]
-    label_studio.api("POST", f"/api/tasks/{task}/annotations", {"result": regions})
-    prediction, _ = predicted(label_studio, project, task)
+    task, prediction = car_and_landmark_predicted(label_studio, project, video, car, width, height)
     assert [r["id"] for r in prediction["result"]] == ["car", "landmark"]
     assert f"task {task}: 2 regions" in backend.log.read_text()  # one pass over the video for both
     run = run_boxes(video, [start_box(result, width, height) for result in prediction["result"]], tmp_path)
@@ -260,10 +265,7 @@ def test_the_labeling_page_shows_the_tracked_boxes_and_none_where_the_targets_ar
     label_studio, _, project, _ = served
     video, car = clip
     width, height = size(frames)
-    task = label_studio.upload(project, video)
-    regions = [drawn(1, car, width, height, "car"), drawn(1, LANDMARK, width, height, "landmark")]
-    label_studio.api("POST", f"/api/tasks/{task}/annotations", {"result": regions})
-    prediction, _ = predicted(label_studio, project, task)
+    task, prediction = car_and_landmark_predicted(label_studio, project, video, car, width, height)
     driver = chromium(tmp_path / "chromium")
     try:
         driver.get(f"{label_studio.url}/user/login")

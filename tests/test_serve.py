@@ -24,6 +24,7 @@ from starlette.websockets import WebSocketDisconnect  # noqa: E402
 from siamtrack import TrackerSpec  # noqa: E402
 from siamtrack.cli.serve import page_urls  # noqa: E402
 from siamtrack.errors import FrameError  # noqa: E402
+from siamtrack.outputs import BOXES_HEADER  # noqa: E402
 from siamtrack.serve import server_source  # noqa: E402
 from siamtrack.serve.app import Sessions, build_app  # noqa: E402
 from siamtrack.serve.frames import decode_frame  # noqa: E402
@@ -61,6 +62,13 @@ def session_start(ws) -> dict:
     hello = ws.receive_json()
     assert hello["type"] == "hello" and ws.receive_json()["type"] == "ready"
     return hello
+
+
+def close_code(ws) -> int:
+    """The code the server closes `ws` with: its next receive raises."""
+    with pytest.raises(WebSocketDisconnect) as closed:
+        ws.receive_json()
+    return closed.value.code
 
 
 def wait_until(condition, what: str, timeout: float = 30.0) -> None:
@@ -175,7 +183,7 @@ def test_a_session_tracks_adds_removes_and_clears():
         assert ws.receive_json()["targets"] == []
         session = next(iter(test.sessions.open.values()))
         rows = (session.folder / "live.boxes.txt").read_text().splitlines()
-        assert rows[0] == "# frame,id,x,y,w,h,score" and len(rows) == 1 + 8 + 2 + 1
+        assert rows[0] == f"# {BOXES_HEADER}" and len(rows) == 1 + 8 + 2 + 1
         assert rows[1].startswith("0,0,280.00,193.00,80.00,60.00,nan")
         live = test.get(f"/sessions/{session.id}/live.boxes.txt")
         assert live.status_code == 200 and live.text.splitlines() == rows
@@ -228,9 +236,7 @@ def test_sessions_past_the_cap_are_told_to_come_back_later():
             with test.websocket_connect("/ws") as second:
                 busy = second.receive_json()
                 assert busy["type"] == "busy" and "try again later" in busy["message"]
-                with pytest.raises(WebSocketDisconnect) as closed:
-                    second.receive_json()
-                assert closed.value.code == 1013
+                assert close_code(second) == 1013
         wait_until(lambda: not test.sessions.open, "the first session to close")
         with test.websocket_connect("/ws") as third:  # the first one left: there is room again
             session_start(third)
@@ -368,7 +374,7 @@ def test_an_uploaded_video_is_tracked_into_rows_and_an_annotated_mp4(tmp_path):
         rows = test.get(f"/sessions/{session}/upload.boxes.txt")
         assert rows.headers["content-disposition"].startswith("attachment")
         lines = rows.text.splitlines()
-        assert lines[0] == "# frame,id,x,y,w,h,score" and len(lines) == 1 + len(CLIP.frames)
+        assert lines[0] == f"# {BOXES_HEADER}" and len(lines) == 1 + len(CLIP.frames)
         table = np.loadtxt(lines[1:], delimiter=",")
         assert (table[:, 0] == np.arange(len(CLIP.frames))).all()
         assert np.mean([iou(r[2:6], b) for r, b in zip(table[1:], CLIP.boxes[1:])]) >= 0.5

@@ -23,6 +23,8 @@ import pytest
 from conftest import OTB_MINI, count_frames, require, write_video
 from test_live import needs
 
+from siamtrack.outputs import BOXES_HEADER
+
 ROOT = Path(__file__).resolve().parents[1]
 # README's picture of the page, taken by the camera test: into docs/ only when asked (tests write only to
 # temporary folders), as `SIAMTRACK_DOCS_IMAGES=1 pytest tests/test_serve_browser.py -k camera` does
@@ -356,9 +358,9 @@ def test_upload_page_tracks_the_video_and_downloads_its_rows(recorded_server, tm
     with pytest.raises(urllib.error.HTTPError, match="404"):  # the session closed with its page, files and all
         urllib.request.urlopen(video_url, timeout=WAIT_S)
     lines = rows_file.read_text().splitlines()
-    assert lines[0] == "# frame,id,x,y,w,h,score"
+    assert lines[0] == f"# {BOXES_HEADER}"
     rows = np.loadtxt(lines[1:], delimiter=",", ndmin=2)
-    assert rows.shape == (len(clip.frames), 7)
+    assert rows.shape == (len(clip.frames), 8) and set(rows[:, 7]) <= {0, 1}  # the lost flag
     assert (rows[:, 0] == np.arange(len(clip.frames))).all() and (rows[:, 1] == 0).all()
     assert np.isnan(rows[0, 6]) and (rows[1:, 6] > 0).all()
     assert iou(rows[1:, 2:6], clip.boxes[1:]).mean() >= 0.5
