@@ -3,6 +3,7 @@ own package; the wings (evaluation, bench, serve, training) know nothing of one 
 import ast
 import subprocess
 import sys
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,7 @@ def imports_of(path: Path) -> set[str]:
     return found
 
 
+@cache  # parsed once, not once a test
 def import_graph() -> dict[str, set[str]]:
     return {module_name(path): imports_of(path) for path in PACKAGE.rglob("*.py")}
 

@@ -1,6 +1,7 @@
 """Live tracking without a camera: a clip served as a stream on 127.0.0.1 by ffmpeg, and the window
 path under Xvfb, driven with xdotool and checked on a screenshot."""
 import os
+import select
 import shutil
 import socket
 import subprocess
@@ -19,6 +20,7 @@ from siamtrack.core.tracker import SiamFCTracker
 
 FAST = ["--config", "siamfc_lite0_fast", "--threads", "1"]
 CLIP_FRAMES = 90
+XVFB_START_S = 30
 
 
 def needs(program: str) -> None:
@@ -121,15 +123,23 @@ def test_camera_that_does_not_exist(capsys):
 
 @pytest.fixture
 def display():
+    """A new Xvfb display, its number picked by Xvfb among the free ones (-displayfd: it writes the number once
+    it is ready), so that tests running side by side never share one."""
     needs("Xvfb")
     needs("xdotool")
-    number = 90 + os.getpid() % 100
-    server = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "1024x768x24"],
+    read, write = os.pipe()
+    server = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1024x768x24"], pass_fds=(write,),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_until(lambda: Path(f"/tmp/.X11-unix/X{number}").exists(), 10, "Xvfb did not start")
-    yield f":{number}"
-    server.kill()
-    server.wait()
+    os.close(write)
+    try:
+        with os.fdopen(read) as numbers:
+            if not select.select([numbers], [], [], XVFB_START_S)[0]:
+                raise TimeoutError(f"Xvfb did not start in {XVFB_START_S} s")
+            number = numbers.readline().strip()
+        yield f":{number}"
+    finally:
+        server.kill()
+        server.wait()
 
 
 def xdotool(display, *args) -> str:

@@ -68,11 +68,17 @@ def gray(frame: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
 
 
-def cli_process(*args: str, **popen) -> subprocess.Popen:
-    """`python -m siamtrack ARGS` as a user starts it from a shell."""
+def cli_process(*args: str, preexec_fn=None, **popen) -> subprocess.Popen:
+    """`python -m siamtrack ARGS` as a user starts it from a terminal: Ctrl-C (SIGINT) reaches it, also where
+    these tests run as a shell's background job, whose children inherit SIGINT ignored; `preexec_fn` runs too."""
+    def before_exec():
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if preexec_fn is not None:
+            preexec_fn()
+
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.Popen([sys.executable, "-m", "siamtrack", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **popen)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=before_exec, **popen)
 
 
 # --- 1. inputs to `siamtrack run`
