@@ -68,9 +68,10 @@ def answers(url: str) -> bool:
 
 
 def stop(process: subprocess.Popen, timeout: float = 20.0) -> None:
-    """Ctrl-C the process's group, as a person would; kill it if it does not end."""
+    """SIGTERM to the process's group, as a service manager stops it (not Ctrl-C: a background job's children
+    ignore SIGINT, and waited the whole timeout); kill it if it does not end."""
     if process.poll() is None:
-        os.killpg(process.pid, signal.SIGINT)
+        os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout)
         except subprocess.TimeoutExpired:
