@@ -69,8 +69,9 @@ class VerifierConfig:
     accept: float = 0.5
     sidelobe_radius: float = 2.0  # response cells around the peak left out of the sidelobe
     colour_bins: int = 8  # per channel, of the target's colour histogram
-    # the colour model moves this far towards the box's colours at each update judged tracked: a target whose
-    # light changes slowly keeps its colours (0: the first box's, fixed)
+    # the colour model moves this far towards the box's colours at each update judged tracked (a tracked target
+    # not judged lost, a lost one's candidate taken back): a target whose light changes slowly keeps its colours
+    # (0: the first box's, fixed)
     colour_rate: float = 0.0
 
 

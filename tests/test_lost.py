@@ -224,3 +224,50 @@ def test_the_boxes_file_of_a_run_marks_the_lost_rows_with_the_held_box(tmp_path)
     lost = rows[:, 7].astype(bool)
     assert lost[~shown].all() and not lost[:SEEN].any()
     assert (rows[~shown, 2:6] == rows[SEEN - 1, 2:6]).all()  # held where it was last seen
+
+
+COLOUR_RATE = ("track.verifier.colour_rate=0.2",)
+DIMMING, DIM_STEP = 30, 0.015  # frames of a scene whose light falls, and by how much a frame
+
+
+@pytest.mark.parametrize("rate", COLOUR_RATE + ("track.verifier.colour_rate=0",))
+def test_under_guarded_the_colour_model_follows_a_tracked_target_whose_light_changes(rate):
+    """The fast model ships `guarded` (the rule judges a tracked target, the classifier never): with a colour
+    rate, its colour model moves towards its box's colours at each update not judged lost; with 0 it stays
+    the first box's."""
+    tracker = SiamFCTracker(MODELS[1], device="cpu", quiet=True, overrides=LONG_TERM + (rate,))
+    assert tracker.lost_found.verifier.cfg.kind == "guarded"
+    frames, truth = walk(np.ones(DIMMING, dtype=bool))
+    frames = [(frame * (1 - DIM_STEP * i)).astype(np.uint8) for i, frame in enumerate(frames)]
+    tracker.init(frames[0], truth[0])
+    first = tracker.targets.colour_model[0].copy()
+    for frame in frames[1:]:
+        tracker.update(frame)
+        assert not tracker.lost
+    box = np.array(tracker.answers().boxes[:1], dtype=np.float64)
+    model = tracker.targets.colour_model[:1]
+    agreement = [tracker.lost_found.verifier.colour_agreement(frames[-1], box, m)[0] for m in (model, first[None])]
+    if rate in COLOUR_RATE:
+        assert agreement[0] > agreement[1] + 0.2, agreement  # the box's colours now, the model's against the first's
+    else:
+        assert (model[0] == first).all()
+
+
+def test_a_candidate_that_is_not_taken_back_leaves_the_colour_model_as_it_was():
+    """While the target is hidden its candidates (background) are refused: the model keeps the colours it had
+    when the target was last tracked, whatever the lost classifier makes of them (threshold 1: it would call
+    every one tracked)."""
+    tracker = SiamFCTracker(MODELS[1], device="cpu", quiet=True,
+                            overrides=LONG_TERM + COLOUR_RATE + ("track.verifier.threshold=1.0",))
+    shown = np.repeat([True, False], [SEEN, HIDDEN])
+    frames, truth = walk(shown)
+    tracker.init(frames[0], truth[0])
+    first, models, held = tracker.targets.colour_model[0].copy(), [], []
+    for frame in frames[1:]:
+        tracker.update(frame)
+        models.append(tracker.targets.colour_model[0].copy())
+        held.append(bool(tracker.lost_found.held(tracker.targets)[0]))
+    held = np.array(held)
+    assert held[SEEN - 1:].all() and not held[:SEEN - 1].any(), held  # update SEEN - 1 sees it gone
+    assert all((model == models[SEEN - 2]).all() for model in models[SEEN - 1:])  # lost, searched, refused: not
+    assert not (models[SEEN - 2] == first).all()  # tracked: moved

@@ -94,3 +94,20 @@ def test_an_unknown_kind_is_a_one_line_error():
     from siamtrack.errors import ConfigError
     with pytest.raises(ConfigError, match="track.verifier.kind"):
         load_config("siamfc_lite0_fast", ["track.verifier.kind=maybe"])
+
+
+def test_the_colour_models_move_only_where_the_update_judged_the_target_tracked(monkeypatch):
+    check = verifier("track.verifier.colour_rate=0.25")
+    frame = np.zeros((40, 80, 3), np.uint8)
+    frame[:, :40] = (200, 30, 30)
+    frame[:, 40:] = (30, 30, 200)
+    red, blue = np.array([5.0, 5, 30, 30]), np.array([45.0, 5, 30, 30])
+    models = np.stack([check.colour_histogram(frame, red)] * 2)
+    read = []
+    histogram = check.colour_histogram
+    monkeypatch.setattr(check, "colour_histogram", lambda f, box: read.append(box) or histogram(f, box))
+    adapted = check.adapted_colours(frame, np.stack([blue, blue]), models, np.array([True, False]))
+    np.testing.assert_allclose(adapted[0], 0.75 * models[0] + 0.25 * histogram(frame, blue))
+    assert (adapted[1] == models[1]).all() and len(read) == 1  # not tracked: as it was, no histogram read
+    unmoved = verifier().adapted_colours(frame, np.stack([blue, blue]), models, np.array([True, True]))
+    assert (unmoved == models).all()  # a rate of 0 (the shipped configs): the first box's colours

@@ -77,7 +77,7 @@ class LostAndFound:
         track.redetect, one judged lost goes back to its last confident box."""
         boxes = boxes_of(s)[rows]
         lost, cues = self.verifier.judge(frame, peaks, s.history(rows, score), boxes, s.colour_model[rows], moved)
-        s.colour_model[rows] = self.verifier.adapted_colours(frame, boxes, s.colour_model[rows], cues)
+        s.colour_model[rows] = self.verifier.adapted_colours(frame, boxes, s.colour_model[rows], ~lost)
         s.judged(rows, score, lost, cues)
         s.hold(rows[self.held(s)[rows]])
 
@@ -93,7 +93,7 @@ class LostAndFound:
                          kernel_rows=self.kernel_row(s, rows, self.kernels_per_target // 2))
         boxes = boxes_of(s)[rows]
         found, cues = self.verifier.accept(frame, peaks, s.history(rows, score), boxes, s.colour_model[rows])
-        s.colour_model[rows] = self.verifier.adapted_colours(frame, boxes, s.colour_model[rows], cues)
+        s.colour_model[rows] = self.verifier.adapted_colours(frame, boxes, s.colour_model[rows], found)
         s.center[rows[~found]] = held[~found]
         s.judged(rows, score, ~found, cues)
 

@@ -11,7 +11,8 @@ The cues of a peak (siamtrack.config.LOST_CUES), each a number per target:
   (min-max scaled) responses at the peak: a jump one level does not follow; 1 with one level;
 - cosine: the cosine between the exemplar's deep features and the search features under the peak: the
   score without the search patch's own strength (a bright texture scores high against anything);
-- colour: the Bhattacharyya coefficient of the box's colour histogram and the first box's;
+- colour: the Bhattacharyya coefficient of the box's colour histogram and the target's colour model (the first
+  box's, moved `colour_rate` towards its box's at each update that judged it tracked: adapted_colours);
 - jump: how far the box moved this frame, in its sides.
 
 The classifier is logistic: p(failed) = sigmoid(bias + sum of weight x cue), its weights in the config,
@@ -91,15 +92,17 @@ class Verifier:
         return hist / max(hist.sum(), 1.0)
 
     def adapted_colours(self, frame: np.ndarray, boxes: np.ndarray, models: np.ndarray,
-                        cues: np.ndarray | None) -> np.ndarray:
-        """The targets' colour models, each moved `colour_rate` towards its box's colours where the update judged
-        it tracked (p(failed) under the threshold); as they were with the rule or a rate of 0."""
-        if cues is None or not self.cfg.colour_rate:
+                        tracked: np.ndarray) -> np.ndarray:
+        """The targets' colour models, each moved `colour_rate` towards its box's colours where `tracked` says
+        the update judged it tracked (a tracked target not judged lost, a candidate taken back); the others,
+        and all with a rate of 0, as they were. Histograms are read only where one moves."""
+        rate = self.cfg.colour_rate
+        if not rate or not tracked.any():
             return models
-        rate = self.cfg.colour_rate * (self.failed_probability(cues) < self.cfg.threshold)
-        boxes_now = np.array([self.colour_histogram(frame, box) if r else model
-                              for box, model, r in zip(boxes, models, rate)])
-        return (1 - rate[:, None]) * models + rate[:, None] * boxes_now
+        adapted = models.copy()
+        for row in np.flatnonzero(tracked):
+            adapted[row] = (1 - rate) * models[row] + rate * self.colour_histogram(frame, boxes[row])
+        return adapted
 
     def colour_agreement(self, frame: np.ndarray, boxes: np.ndarray, models: np.ndarray) -> np.ndarray:
         """The Bhattacharyya coefficient of each box's colours and its target's model (1: the same)."""
