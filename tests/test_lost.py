@@ -2,6 +2,8 @@
 is gone, and a target that shrinks but stays tracked is not; a lost target is held at its last confident box
 and found again, near where it went or far from it, batched with tracked targets and on every exact backend.
 Synthetic scenes, both shipped models, CPU."""
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import cv2
@@ -271,3 +273,27 @@ def test_a_candidate_that_is_not_taken_back_leaves_the_colour_model_as_it_was():
     assert held[SEEN - 1:].all() and not held[:SEEN - 1].any(), held  # update SEEN - 1 sees it gone
     assert all((model == models[SEEN - 2]).all() for model in models[SEEN - 1:])  # lost, searched, refused: not
     assert not (models[SEEN - 2] == first).all()  # tracked: moved
+
+
+@pytest.mark.parametrize("ratio, drop", [(0.3, 0.5), (0.6, 0.8)])
+def test_the_rule_replayed_on_the_recorded_scores_flags_and_scores_what_the_tracker_does(ratio, drop):
+    """tools/lost_signal.py chooses the rule's lost_ratio and lost_drop by replaying it on scores recorded once
+    (`rule`): the replay must flag the updates the tracker flags itself, and score them as eval does."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    from lost_signal import rule_flags, rule_measures
+
+    from siamtrack.evaluation.longterm import sequence_counts
+    tracker = SiamFCTracker(MODELS[1], device="cpu", quiet=True,
+                            overrides=(f"track.lost_ratio={ratio}", f"track.lost_drop={drop}"))
+    shown = np.repeat([True, False, True], [SEEN, HIDDEN, BACK])
+    frames, truth = walk(shown)
+    boxes, scores, lost = updates(tracker, frames, truth[0])
+    absent = ~shown[1:]
+    iou = np.where(absent, 0.0, overlaps(boxes, truth[1:]))
+    recording = {"sequence": np.zeros(len(scores), dtype=int), "score": scores, "iou": iou, "absent": absent}
+    window = tracker.cfg.track.lost_window
+    assert (rule_flags(recording, ratio, drop, window) == lost).all(), lost
+    assert lost.any() and not lost.all()
+    truth_nan = np.where(shown[:, None], truth, np.nan)
+    eval_scores = sequence_counts(np.vstack([truth[0], boxes]), np.r_[False, lost], truth_nan, ~shown).scores()
+    assert rule_measures(recording, ratio, drop, window) == pytest.approx(eval_scores, nan_ok=True)

@@ -20,11 +20,20 @@ lost_drop, lost_window): absent and tracked frames flagged, and the flag's preci
 frames where the target is there and the box failed (issue 23). Choose on training data and validate on
 val_long, never on otb_mini.
 
+`rule` chooses the score rule's track.lost_ratio and lost_drop (lost_window as the config has it) on the
+--train folders' recordings, the rule replayed on the recorded scores (the boxes do not depend on it while
+the search is off): of the settings that flag at most --tracked-flagged of each folder's tracked frames
+(short-term folders too: there a flag can only be a failure or a false alarm), the one flagging the most
+absent frames (the mean over the long-term folders). It prints the long-term measures
+(siamtrack.evaluation.longterm) of the config's setting and the chosen one on every --train and --validate
+folder.
+
     python tools/lost_signal.py record --config siamfc_lite0_fast --data runs/lt_train
     python tools/lost_signal.py fit --config siamfc_lite0_fast --train lt_train --max-cues 5
     python tools/lost_signal.py record --deployed --tag c1 --config siamfc_lite0_fast --data runs/lt_train \
         --set track.verifier.kind=both ...
     python tools/lost_signal.py fit --config siamfc_lite0_fast --tag c1 --train lt_train --kind both
+    python tools/lost_signal.py rule --config siamfc_lite0 --train lt_train lt_val_long --validate val_long
 """
 from __future__ import annotations
 
@@ -42,7 +51,7 @@ from siamtrack.config import LOST_CUES, load_config
 from siamtrack.core.frame_loop import track_frames
 from siamtrack.core.tracker import SiamFCTracker
 from siamtrack.datasets import load_sequences, read_frames
-from siamtrack.evaluation.longterm import FAILED_IOU, TRACKED_IOU
+from siamtrack.evaluation.longterm import COLUMNS, FAILED_IOU, TRACKED_IOU, LongTermCounts, counts_of
 from siamtrack.evaluation.metrics import overlaps
 from siamtrack.process import use_threads
 
@@ -58,6 +67,8 @@ PENALTIES = (0.01, 0.1, 1.0, 10.0)  # L2, on standardised cues, per frame
 SIGNS = {"score_vs_first": -1, "score_vs_recent": -1, "sidelobe": 1, "sharpness": -1, "level_agreement": -1,
          "cosine": -1, "colour": -1, "jump": 1}
 STEPS = 300  # Newton steps at most
+RULE_RATIOS = (0.225, 0.3, 0.35, 0.375, 0.4, 0.425, 0.45, 0.5)  # track.lost_ratio, lost_drop: the rule's grid
+RULE_DROPS = (0.5, 0.55, 0.575, 0.6, 0.625, 0.65)
 
 
 # --- record
@@ -348,6 +359,43 @@ def fit(args: argparse.Namespace) -> None:
                   + fmt(scores(rule, f, u, data["absent"])))
 
 
+# --- rule
+
+def rule_measures(data: dict[str, np.ndarray], ratio: float, drop: float, window: int) -> dict[str, float]:
+    """The long-term measures of the score rule at (ratio, drop, window), replayed on a recording."""
+    flags = rule_flags(data, ratio, drop, window)
+    total = LongTermCounts()
+    for s in np.unique(data["sequence"]):
+        rows = data["sequence"] == s  # frame 0, the given box, is not recorded: it leads, reported, IoU 1
+        total = total + counts_of(np.r_[1.0, data["iou"][rows]], np.r_[False, flags[rows]],
+                                  np.r_[False, data["absent"][rows]])
+    return total.scores()
+
+
+def choose_rule(args: argparse.Namespace) -> None:
+    for config in args.config:
+        t = load_config(config).track
+        train = {folder: load(args.cache, config, folder) for folder in args.train}
+        measured = {(ratio, drop): [rule_measures(data, ratio, drop, t.lost_window) for data in train.values()]
+                    for ratio in RULE_RATIOS for drop in RULE_DROPS}
+        allowed = [setting for setting, found in measured.items()
+                   if all(m["tracked_flagged"] <= args.tracked_flagged for m in found)]
+        if not allowed:
+            print(f"{Path(config).stem}: no setting of the grid holds on {' + '.join(args.train)}")
+            continue
+        ratio, drop = max(allowed, key=lambda setting: np.nanmean([m["absent_flagged"] for m in measured[setting]]))
+        print(f"\n{Path(config).stem}: chosen on {' + '.join(args.train)}: lost_ratio {ratio}, lost_drop {drop} "
+              f"(lost_window {t.lost_window}; the config's: {t.lost_ratio} / {t.lost_drop})")
+        print("| folder | setting | " + " | ".join(COLUMNS) + " |")
+        print("|---|---|" + "---|" * len(COLUMNS))
+        for folder in [*args.train, *args.validate]:
+            data = load(args.cache, config, folder)
+            for name, setting in (("config", (t.lost_ratio, t.lost_drop)), ("chosen", (ratio, drop))):
+                found = rule_measures(data, *setting, t.lost_window)
+                print(f"| {folder} | {name} {setting[0]} / {setting[1]} | "
+                      + " | ".join(f"{found[c]:.3f}" for c in COLUMNS) + " |")
+
+
 def fmt(found: dict[str, float]) -> str:
     return ", ".join(f"{k} {v:.3f}" for k, v in found.items())
 
@@ -374,13 +422,18 @@ def main() -> None:
     learn.add_argument("--accept-precision", type=float, default=0.9,
                        help="--deployed recordings: the share of candidates taken back that must be the target "
                             "(default 0.9)")
-    for command in (rec, learn):
+    rule = sub.add_parser("rule", help="choose the score rule's lost_ratio and lost_drop on cached scores")
+    rule.add_argument("--train", nargs="+", required=True, help="cached folder names to choose on")
+    rule.add_argument("--validate", nargs="*", default=[], help="cached folder names to score at the chosen setting")
+    rule.add_argument("--tracked-flagged", type=float, default=0.02,
+                      help="the share of each folder's tracked frames a setting may flag (default 0.02)")
+    for command in (rec, learn, rule):
         command.add_argument("--config", nargs="+", required=True, help="shipped config names or YAML paths")
         command.add_argument("--cache", type=Path, default=Path("/tmp/lost_signal"), help="where the cues are kept")
     args = parser.parse_args()
     use_threads(1)
     torch.manual_seed(0)
-    (record if args.command == "record" else fit)(args)
+    {"record": record, "fit": fit, "rule": choose_rule}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -84,8 +84,14 @@ def sequence_counts(boxes: np.ndarray, lost: np.ndarray, truth: np.ndarray, abse
     """One sequence's tallies: boxes and truth N x 4 in one convention (truth NaN where absent is fine),
     lost and absent N bools."""
     boxes, truth = np.asarray(boxes, dtype=np.float64), np.asarray(truth, dtype=np.float64)
-    lost, absent = np.asarray(lost, dtype=bool).copy(), np.asarray(absent, dtype=bool)
-    iou = np.where(absent, 0.0, overlaps(boxes, np.where(absent[:, None], 0.0, truth)))
+    absent = np.asarray(absent, dtype=bool)
+    return counts_of(np.where(absent, 0.0, overlaps(boxes, np.where(absent[:, None], 0.0, truth))), lost, absent)
+
+
+def counts_of(iou: np.ndarray, lost: np.ndarray, absent: np.ndarray) -> LongTermCounts:
+    """One sequence's tallies from each frame's IoU (0 where absent), lost and absent flags; frame 0 is the
+    given box."""
+    lost, absent = np.asarray(lost, dtype=bool), np.asarray(absent, dtype=bool)
     scored = np.arange(len(iou)) > 0  # frame 0 is the given box
     reported, present = scored & ~lost, scored & ~absent
     precision = float(iou[reported].mean()) if reported.any() else 1.0
