@@ -291,9 +291,8 @@ def test_the_rule_replayed_on_the_recorded_scores_flags_and_scores_what_the_trac
     absent = ~shown[1:]
     iou = np.where(absent, 0.0, overlaps(boxes, truth[1:]))
     recording = {"sequence": np.zeros(len(scores), dtype=int), "score": scores, "iou": iou, "absent": absent}
-    window = tracker.cfg.track.lost_window
-    assert (rule_flags(recording, ratio, drop, window) == lost).all(), lost
+    assert (rule_flags(recording, tracker.cfg.track) == lost).all(), lost
     assert lost.any() and not lost.all()
     truth_nan = np.where(shown[:, None], truth, np.nan)
     eval_scores = sequence_counts(np.vstack([truth[0], boxes]), np.r_[False, lost], truth_nan, ~shown).scores()
-    assert rule_measures(recording, ratio, drop, window) == pytest.approx(eval_scores, nan_ok=True)
+    assert rule_measures(recording, tracker.cfg.track) == pytest.approx(eval_scores, nan_ok=True)

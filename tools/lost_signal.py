@@ -39,7 +39,8 @@ from __future__ import annotations
 
 import argparse
 import itertools
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -47,9 +48,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from siamtrack.config import LOST_CUES, load_config
+from siamtrack.config import LOST_CUES, TrackConfig, load_config
 from siamtrack.core.frame_loop import track_frames
+from siamtrack.core.targets import ScoreHistory
 from siamtrack.core.tracker import SiamFCTracker
+from siamtrack.core.verifier import Verifier, logistic
 from siamtrack.datasets import load_sequences, read_frames
 from siamtrack.evaluation.longterm import COLUMNS, FAILED_IOU, TRACKED_IOU, LongTermCounts, counts_of
 from siamtrack.evaluation.metrics import overlaps
@@ -178,8 +181,8 @@ def standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def probability(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """The logistic p of each row of (standardised) cues, the bias last in `w`."""
-    return 0.5 * (1 + np.tanh(0.5 * (x @ w[:-1] + w[-1])))
+    """The logistic p of each row of (standardised) cues, the bias last in `w`: the verifier's."""
+    return logistic(x @ w[:-1] + w[-1])
 
 
 def flag_at_most(allowed: float) -> Callable[[np.ndarray, np.ndarray], float]:
@@ -294,16 +297,19 @@ def share(part: np.ndarray, whole: np.ndarray) -> float:
     return float(part.sum() / whole.sum()) if whole.sum() else float("nan")
 
 
-def rule_flags(data: dict[str, np.ndarray], ratio: float, drop: float, window: int) -> np.ndarray:
-    """The rule of track.lost_ratio / lost_drop / lost_window, replayed on the recorded scores."""
+def rule_flags(data: dict[str, np.ndarray], track: TrackConfig) -> np.ndarray:
+    """The tracker's score rule (Verifier.rule_lost, at track.lost_ratio / lost_drop / lost_window), replayed on
+    the recorded scores: each sequence's first score its reference, a flagged score kept out of the recent ones."""
+    verifier = Verifier(track)
     flags = np.zeros(len(data["score"]), dtype=bool)
     for s in np.unique(data["sequence"]):
         rows = np.flatnonzero(data["sequence"] == s)
-        scores_, kept = data["score"][rows], []
-        for i, score in zip(rows, scores_):
-            flags[i] = score < ratio * scores_[0] or (bool(kept) and score < drop * np.median(kept[-window:]))
+        reference, recent = data["score"][rows[:1]], deque(maxlen=track.lost_window)
+        for i in rows:
+            score = data["score"][i:i + 1]
+            flags[i] = verifier.rule_lost(ScoreHistory(score, reference, [recent]))[0]
             if not flags[i]:
-                kept.append(score)
+                recent.append(float(score[0]))
     return flags
 
 
@@ -352,7 +358,7 @@ def fit(args: argparse.Namespace) -> None:
             data = load(args.cache, config, folder, args.tag)
             f, u = labels(data)
             flags = probability(data["cues"][:, cues], np.append(raw, bias)) >= cut
-            rule = rule_flags(data, t.lost_ratio, t.lost_drop, t.lost_window)
+            rule = rule_flags(data, t)
             print(f"  {folder} ({len(f)} updates, {data['absent'].sum()} absent, {(f & ~data['absent']).sum()} "
                   f"present failed): classifier " + fmt(scores(flags, f, u, data["absent"])))
             print(f"  {'':{len(folder)}} {'':{len(str(len(f)))}}   rule ({t.lost_ratio}/{t.lost_drop}/{t.lost_window}) "
@@ -361,9 +367,9 @@ def fit(args: argparse.Namespace) -> None:
 
 # --- rule
 
-def rule_measures(data: dict[str, np.ndarray], ratio: float, drop: float, window: int) -> dict[str, float]:
-    """The long-term measures of the score rule at (ratio, drop, window), replayed on a recording."""
-    flags = rule_flags(data, ratio, drop, window)
+def rule_measures(data: dict[str, np.ndarray], track: TrackConfig) -> dict[str, float]:
+    """The long-term measures of the score rule at track's settings, replayed on a recording."""
+    flags = rule_flags(data, track)
     total = LongTermCounts()
     for s in np.unique(data["sequence"]):
         rows = data["sequence"] == s  # frame 0, the given box, is not recorded: it leads, reported, IoU 1
@@ -376,7 +382,8 @@ def choose_rule(args: argparse.Namespace) -> None:
     for config in args.config:
         t = load_config(config).track
         train = {folder: load(args.cache, config, folder) for folder in args.train}
-        measured = {(ratio, drop): [rule_measures(data, ratio, drop, t.lost_window) for data in train.values()]
+        measured = {(ratio, drop): [rule_measures(data, replace(t, lost_ratio=ratio, lost_drop=drop))
+                                    for data in train.values()]
                     for ratio in RULE_RATIOS for drop in RULE_DROPS}
         allowed = [setting for setting, found in measured.items()
                    if all(m["tracked_flagged"] <= args.tracked_flagged for m in found)]
@@ -391,7 +398,7 @@ def choose_rule(args: argparse.Namespace) -> None:
         for folder in [*args.train, *args.validate]:
             data = load(args.cache, config, folder)
             for name, setting in (("config", (t.lost_ratio, t.lost_drop)), ("chosen", (ratio, drop))):
-                found = rule_measures(data, *setting, t.lost_window)
+                found = rule_measures(data, replace(t, lost_ratio=setting[0], lost_drop=setting[1]))
                 print(f"| {folder} | {name} {setting[0]} / {setting[1]} | "
                       + " | ".join(f"{found[c]:.3f}" for c in COLUMNS) + " |")
 

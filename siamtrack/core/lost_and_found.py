@@ -18,17 +18,17 @@ from .warps import ExemplarWarps
 
 class LostAndFound:
     """One tracker's. Each target has `kernels_per_target` exemplar kernels (its exemplar-side scales) at each warp
-    of its bank (`warps`, None without track.warps)."""
+    of its bank (`warps`, None without track.warps): `kernel_rows` in all."""
 
     def __init__(self, track: TrackConfig, peaks: PeakFinder, total_stride: int, warps: ExemplarWarps | None,
-                 kernels_per_target: int):
+                 kernels_per_target: int, kernel_rows: int):
         self.track = track
         self.verifier = Verifier(track)
         self.redetector = Redetector(track, peaks, total_stride)
         self.tile_fusion = ResponseFusion(track, track.redetect.tiles)  # a lost target's tiles' levels, fused
         self.warps = warps
         self.kernels_per_target = kernels_per_target
-        self.kernel_rows = (warps.size if warps else 1) * kernels_per_target  # a target's, in Targets.kernels
+        self.kernel_rows = kernel_rows  # a target's, in Targets.kernels: kernels_per_target at each warp
 
     @property
     def searching(self) -> bool:

@@ -27,6 +27,10 @@ class ScoreHistory:
     reference: np.ndarray  # the first update's (this one's, at the first)
     recent: list  # each target's deque of its recent scores of updates not judged lost
 
+    def recent_median(self) -> np.ndarray:
+        """Each target's median recent score (NaN with none yet)."""
+        return np.array([np.median(scores) if scores else np.nan for scores in self.recent])
+
 
 @dataclass
 class Targets:
@@ -85,14 +89,17 @@ class Targets:
 
     def history(self, rows: np.ndarray, score: np.ndarray) -> ScoreHistory:
         """The targets `rows`' scores this update beside their own earlier ones."""
-        reference = np.where(np.isnan(self.reference_score[rows]), score, self.reference_score[rows])
-        return ScoreHistory(score, reference, [self.recent_scores[i] for i in rows])
+        return ScoreHistory(score, self._reference(rows, score), [self.recent_scores[i] for i in rows])
+
+    def _reference(self, rows: np.ndarray, score: np.ndarray) -> np.ndarray:
+        """The targets `rows`' first update's scores: this update's where it is their first."""
+        return np.where(np.isnan(self.reference_score[rows]), score, self.reference_score[rows])
 
     def judged(self, rows: np.ndarray, score: np.ndarray, lost: np.ndarray, cues: np.ndarray | None) -> None:
         """Keep the targets `rows`' scores, lost flags (and cues) of this update. A lost target's score stays
         out of its history, which remains the tracked target's."""
         self.score[rows] = score
-        self.reference_score[rows] = np.where(np.isnan(self.reference_score[rows]), score, self.reference_score[rows])
+        self.reference_score[rows] = self._reference(rows, score)
         self.lost[rows] = lost
         self.lost_frames[rows] = np.where(lost, self.lost_frames[rows] + 1, 0)
         if cues is not None:

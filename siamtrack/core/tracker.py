@@ -80,7 +80,8 @@ class SiamFCTracker:
         self.warps = ExemplarWarps(t.warps) if ExemplarWarps.wanted(t.warps) else None  # turned, stretched kernels
         # each target's exemplar kernels: its scales', each in every warp of the bank (track.warps)
         self.kernel_rows = (self.warps.size if self.warps else 1) * self.kernels_per_target
-        self.lost_found = LostAndFound(t, self.peaks, model.total_stride, self.warps, self.kernels_per_target)
+        self.lost_found = LostAndFound(t, self.peaks, model.total_stride, self.warps, self.kernels_per_target,
+                                       self.kernel_rows)
         self._exemplar_crops: CropBatch | None = None  # made by the first init, with the other buffers
         self.targets: Targets | None = None  # set by init
         self.single = True  # init was given one box, not an N x 4 array: answers are one target's

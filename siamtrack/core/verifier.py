@@ -135,7 +135,7 @@ class Verifier:
         under lost_drop x the median of its recent scores (a sudden loss: hidden, or out of the frame). Both
         are ratios of the target's own scores: a model's scale drops out. A factor of 0 turns its part off."""
         t, score = self.track, history.score
-        recent = np.array([np.median(scores) if scores else np.nan for scores in history.recent])
+        recent = history.recent_median()
         drifted = (t.lost_ratio > 0) & (score < t.lost_ratio * history.reference)
         dropped = (t.lost_drop > 0) & (score < t.lost_drop * recent)  # NaN (no history yet): never
         return drifted | dropped
@@ -167,7 +167,7 @@ class Verifier:
         sharpness = (at - flat.mean(dim=1)) / flat.std(dim=1).clamp_min(tiny)
         agreement = torch.stack([scaled_at(level[maps, 0], cell) for level in peaks.levels]).amin(dim=0)
         found = torch.stack([sidelobe, sharpness, agreement, cosine(peaks, cell)]).cpu().numpy().astype(np.float64)
-        recent = np.array([np.median(r) if r else np.nan for r in history.recent])
+        recent = history.recent_median()
         values = {
             "score_vs_first": history.score / history.reference,
             "score_vs_recent": np.where(np.isnan(recent), 1.0, history.score / recent),
