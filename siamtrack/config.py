@@ -62,6 +62,10 @@ class VerifierConfig:
     weights: dict = field(default_factory=dict)
     bias: float = 0.0
     threshold: float = 0.5  # a tracked target whose p(failed) reaches this is lost
+    # the classifier judges a tracked target lost only where its peak fell under this x the last update's (an
+    # abrupt loss: a cut, a full occlusion, a jump) or where the last update judged it lost, and then for as long
+    # as it says failed: a target that turns or changes colour slowly is left to the rule (0: on every update)
+    onset_drop: float = 0.0
     # a lost target's candidate (track.redetect): p(not the target) from its own classifier, learnt on
     # candidates (none: the lost one's), and taken back under `accept`
     found_weights: dict = field(default_factory=dict)
@@ -211,7 +215,7 @@ _RANGES = (
     ("between 0 and 1", lambda v: 0 <= v <= 1, {
         "track.scale_penalty", "track.scale_lr", "track.window_influence", "track.dsst.learning_rate",
         "track.fusion_weight", "track.fusion_floor", "track.warps.penalty", "track.warps.box_lr",
-        "track.verifier.threshold", "track.verifier.accept", "track.verifier.colour_rate",
+        "track.verifier.threshold", "track.verifier.accept", "track.verifier.colour_rate", "track.verifier.onset_drop",
         "train.momentum", "train.val_fraction", "train.stretch", "train.color_jitter",
         "train.gray_prob"}),
 )

@@ -3,6 +3,7 @@ is gone, and a target that shrinks but stays tracked is not; a lost target is he
 and found again, near where it went or far from it, batched with tracked targets and on every exact backend.
 Synthetic scenes, both shipped models, CPU."""
 import sys
+from argparse import Namespace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 from siamtrack import SiamFCTracker
-from siamtrack.config import load_config
+from siamtrack.config import LOST_CUES, load_config
 from siamtrack.core.frame_loop import track_frames
 from siamtrack.core.redetect import Redetector, frame_grid
 from siamtrack.errors import ConfigError
@@ -233,12 +234,12 @@ DIMMING, DIM_STEP = 30, 0.015  # frames of a scene whose light falls, and by how
 
 
 @pytest.mark.parametrize("rate", COLOUR_RATE + ("track.verifier.colour_rate=0",))
-def test_under_guarded_the_colour_model_follows_a_tracked_target_whose_light_changes(rate):
-    """The fast model ships `guarded` (the rule judges a tracked target, the classifier never): with a colour
-    rate, its colour model moves towards its box's colours at each update not judged lost; with 0 it stays
-    the first box's."""
+def test_the_colour_model_follows_a_tracked_target_whose_light_changes(rate):
+    """The fast model's classifier judges a target only from an abrupt drop of its peak on: one whose light falls
+    slowly is never judged lost, and with a colour rate its colour model moves towards its box's colours at each
+    update; with 0 it stays the first box's."""
     tracker = SiamFCTracker(MODELS[1], device="cpu", quiet=True, overrides=LONG_TERM + (rate,))
-    assert tracker.lost_found.verifier.cfg.kind == "guarded"
+    assert tracker.lost_found.verifier.cfg.onset_drop > 0
     frames, truth = walk(np.ones(DIMMING, dtype=bool))
     frames = [(frame * (1 - DIM_STEP * i)).astype(np.uint8) for i, frame in enumerate(frames)]
     tracker.init(frames[0], truth[0])
@@ -275,24 +276,65 @@ def test_a_candidate_that_is_not_taken_back_leaves_the_colour_model_as_it_was():
     assert not (models[SEEN - 2] == first).all()  # tracked: moved
 
 
-@pytest.mark.parametrize("ratio, drop", [(0.3, 0.5), (0.6, 0.8)])
-def test_the_rule_replayed_on_the_recorded_scores_flags_and_scores_what_the_tracker_does(ratio, drop):
-    """tools/lost_signal.py chooses the rule's lost_ratio and lost_drop by replaying it on scores recorded once
-    (`rule`): the replay must flag the updates the tracker flags itself, and score them as eval does."""
+@pytest.mark.parametrize("overrides", [
+    ("track.verifier.kind=rule", "track.lost_ratio=0.3", "track.lost_drop=0.5"),
+    ("track.verifier.kind=rule", "track.lost_ratio=0.6", "track.lost_drop=0.8"),
+    (),  # as shipped: the rule, and the classifier from an onset on
+    ("track.verifier.onset_drop=0.9",),
+])
+def test_the_verifier_replayed_on_the_recorded_cues_flags_and_scores_what_the_tracker_does(overrides):
+    """tools/lost_signal.py chooses the rule's lost_ratio and lost_drop (`rule`) and the classifier's onset_drop
+    (`onset`) by replaying the verifier on scores and cues recorded once: the replay must flag the updates the
+    tracker flags itself, and score them as eval does."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-    from lost_signal import rule_flags, rule_measures
+    from lost_signal import measures, verdicts
 
     from siamtrack.evaluation.longterm import sequence_counts
-    tracker = SiamFCTracker(MODELS[1], device="cpu", quiet=True,
-                            overrides=(f"track.lost_ratio={ratio}", f"track.lost_drop={drop}"))
+    tracker = SiamFCTracker(MODELS[1], device="cpu", quiet=True, overrides=overrides)
     shown = np.repeat([True, False, True], [SEEN, HIDDEN, BACK])
     frames, truth = walk(shown)
-    boxes, scores, lost = updates(tracker, frames, truth[0])
+    rows = [(found, tracker.score, tracker.lost, tracker.targets.cues[0].copy())
+            for index, _, found, _ in track_frames(tracker, frames, truth[0]) if index]
+    boxes, scores, lost, cues = (np.array(column) for column in zip(*rows))
     absent = ~shown[1:]
     iou = np.where(absent, 0.0, overlaps(boxes, truth[1:]))
-    recording = {"sequence": np.zeros(len(scores), dtype=int), "score": scores, "iou": iou, "absent": absent}
-    assert (rule_flags(recording, tracker.cfg.track) == lost).all(), lost
+    recording = {"sequence": np.zeros(len(scores), dtype=int), "score": scores, "iou": iou, "absent": absent,
+                 "cues": cues}
+    assert (verdicts(recording, tracker.cfg.track) == lost).all(), lost
     assert lost.any() and not lost.all()
     truth_nan = np.where(shown[:, None], truth, np.nan)
     eval_scores = sequence_counts(np.vstack([truth[0], boxes]), np.r_[False, lost], truth_nan, ~shown).scores()
-    assert rule_measures(recording, tracker.cfg.track) == pytest.approx(eval_scores, nan_ok=True)
+    assert measures(recording, tracker.cfg.track)[0] == pytest.approx(eval_scores, nan_ok=True)
+
+
+def test_the_onset_drop_chosen_is_the_one_flagging_most_absences_that_no_sequence_loses_f_to(tmp_path, capsys):
+    """tools/lost_signal.py onset on a hand-made recording: an absence whose peak falls to 0.68 of the last one
+    (caught from onset_drop 0.7 on), a target that fades slowly while its colours go (never an onset), and one
+    whose peak falls to 0.72 while it is still tracked (a false alarm at 0.75). 0.7 flags the absence and no
+    tracked frame."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    from lost_signal import cache_path, choose_onset
+
+    colour = LOST_CUES.index("colour")
+    sequences = [  # (scores, colours, absent)
+        (np.r_[[10.0] * 10, [6.8] * 10, [10.0] * 10], np.r_[[1.0] * 10, [0.0] * 10, [1.0] * 10],
+         np.r_[[False] * 10, [True] * 10, [False] * 10]),
+        (np.linspace(10.0, 6.0, 30), np.linspace(1.0, 0.2, 30), np.zeros(30, dtype=bool)),
+        (np.r_[[10.0] * 10, [7.2] * 20], np.r_[[1.0] * 10, [0.2] * 20], np.zeros(30, dtype=bool)),
+    ]
+    parts = {key: [] for key in ("sequence", "score", "cues", "absent", "iou", "searched")}
+    for s, (score, colours, absent) in enumerate(sequences):
+        cues = np.zeros((len(score), len(LOST_CUES)))
+        cues[:, colour] = colours
+        for key, value in zip(parts, (np.full(len(score), s), score, cues, absent, np.where(absent, 0.0, 0.8),
+                                      np.zeros(len(score), dtype=bool))):
+            parts[key].append(value)
+    recording = {key: np.concatenate(value) for key, value in parts.items()}
+    config = "siamfc_lite0_fast"
+    np.savez(cache_path(tmp_path, config, "made"), names=np.array(["absence", "fading", "dropped"]), **recording)
+    classifier = ["track.verifier.weights={sidelobe: 0, sharpness: 0, colour: -10.0, jump: 0}",
+                  "track.verifier.bias=5.0", "track.verifier.threshold=0.5"]  # failed where the colours part
+    choose_onset(Namespace(config=[config], cache=tmp_path, train=["made"], validate=[], overrides=classifier))
+    printed = capsys.readouterr().out
+    assert "chosen: kind both, onset_drop 0.7\n" in printed, printed
+    assert "0.75: absent flagged 1.000" in printed and "(dropped)" in printed.split("0.75:")[1].splitlines()[0]

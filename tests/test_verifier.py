@@ -12,7 +12,8 @@ from siamtrack.core.verifier import PeakMaps, Verifier, logistic
 
 SIZE, UP = 17, 16  # a response map's side, and its upsampling (the default track.response_up)
 CLASSIFIER = ("track.verifier.weights={colour: -10.0}", "track.verifier.bias=5.0", "track.verifier.threshold=0.5",
-              "track.verifier.accept=0.5")  # p(failed) >= 0.5 where the colours agree under 0.5
+              "track.verifier.accept=0.5", "track.verifier.onset_drop=0")  # p(failed) >= 0.5 where the colours
+# agree under 0.5, judged on every update
 
 
 def verifier(*overrides: str) -> Verifier:
@@ -34,8 +35,10 @@ def bump(centre: tuple[int, int], height: float = 1.0) -> torch.Tensor:
     return torch.tensor(height * np.exp(-((yy - centre[0]) ** 2 + (xx - centre[1]) ** 2) / 2.0), dtype=torch.float32)
 
 
-def history(score: float, reference: float, recent: list[float]) -> ScoreHistory:
-    return ScoreHistory(np.array([score]), np.array([reference]), [deque(recent)])
+def history(score: float, reference: float, recent: list[float], previous: float = np.nan,
+            was_lost: bool = False) -> ScoreHistory:
+    return ScoreHistory(np.array([score]), np.array([reference]), [deque(recent)], np.array([previous]),
+                        np.array([was_lost]))
 
 
 def test_a_second_peak_as_high_as_the_first_makes_the_sidelobe_near_one_and_a_lone_one_near_zero():
@@ -83,11 +86,42 @@ def test_each_kind_judges_a_tracked_target_and_a_candidate_as_it_says(kind, rule
     cues[0, LOST_CUES.index("colour")] = colour
     monkeypatch.setattr(check, "cues", lambda *args: cues)
     scores = history(score=1.0 if ruled else 10.0, reference=10.0, recent=[10.0] * 5)
-    judged, _ = check.judge(None, None, scores, np.zeros((1, 4)), None, np.zeros(1))
+    peaks, colours = peaks_at(bump((8, 8))[None, None], [(8, 8)]), np.zeros((1, 8 ** 3))  # cut to those read
+    judged, _ = check.judge(None, peaks, scores, np.zeros((1, 4)), colours, np.zeros(1))
     accepted, _ = check.accept(None, None, scores, np.zeros((1, 4)), None)
     assert judged[0] == lost
     assert accepted[0] == taken
     assert (logistic(5.0 - 10.0 * colour) >= 0.5) == classified  # the hand-made classifier says what it is meant to
+
+
+@pytest.mark.parametrize("previous, score, was_lost, failed, lost", [
+    (1.0, 0.9, False, 0.9, False),  # the classifier says failed, but the peak did not drop: a turn, the rule's
+    (1.0, 0.5, False, 0.9, True),  # an abrupt drop (under 0.6 x the last peak): the classifier counts
+    (1.0, 0.5, False, 0.1, False),  # a drop the classifier does not call a failure
+    (0.9, 0.9, True, 0.9, True),  # lost at the last update: it stays lost while the classifier says failed
+    (0.9, 0.9, True, 0.1, False),  # and is tracked again once it does not
+    (np.nan, 0.5, False, 0.9, False),  # the first update has no last peak to drop from
+])
+def test_with_an_onset_drop_the_classifier_judges_a_tracked_target_only_from_an_abrupt_drop_on(
+        previous, score, was_lost, failed, lost):
+    check = verifier("track.verifier.kind=both", *CLASSIFIER, "track.verifier.onset_drop=0.6")
+    quiet = history(score, score, [score], previous, was_lost)  # the rule's reference and recent: the score itself
+    assert check.verdict(quiet, np.array([failed]))[0] == lost
+    assert not check.verdict(quiet)[0]  # the rule alone
+
+
+def test_with_an_onset_drop_the_cues_are_read_only_where_the_classifier_counts():
+    """Its cost: a target tracked on with no drop of its peak has no cues read (NaN), one whose peak dropped has."""
+    check = verifier("track.verifier.kind=both", *CLASSIFIER, "track.verifier.onset_drop=0.6")
+    maps = torch.stack([bump((8, 8)), bump((8, 8))])[:, None]
+    frame, boxes = np.zeros((40, 40, 3), np.uint8), np.array([[10.0, 10, 10, 10]] * 2)
+    steady, dropped = history(0.9, 0.9, [0.9], previous=1.0), history(0.5, 0.5, [0.5], previous=1.0)
+    both = ScoreHistory(*(np.concatenate([getattr(steady, f), getattr(dropped, f)])
+                          for f in ("score", "reference")), steady.recent + dropped.recent,
+                        np.array([1.0, 1.0]), np.array([False, False]))
+    colours = np.repeat(check.colour_histogram(frame, boxes[0])[None], 2, axis=0)
+    _, cues = check.judge(frame, peaks_at(maps, [(8, 8), (8, 8)]), both, boxes, colours, np.zeros(2))
+    assert np.isnan(cues[0]).all() and np.isfinite(cues[1]).all()
 
 
 def test_an_unknown_kind_is_a_one_line_error():

@@ -28,12 +28,19 @@ absent frames (the mean over the long-term folders). It prints the long-term mea
 (siamtrack.evaluation.longterm) of the config's setting and the chosen one on every --train and --validate
 folder.
 
+`onset` chooses track.verifier.onset_drop for a classifier (the config's, or one `fit` printed, given with
+--set), the rule and it judging (kind both), the verifier replayed on the recorded cues: of the settings under
+which no sequence of any --train folder loses F-score against the rule alone, the one flagging the most absent
+frames. A flag moves no box while the search is off, so the short-term folders' success AUC cannot change;
+their F-score counts the false alarms.
+
     python tools/lost_signal.py record --config siamfc_lite0_fast --data runs/lt_train
     python tools/lost_signal.py fit --config siamfc_lite0_fast --train lt_train --max-cues 5
     python tools/lost_signal.py record --deployed --tag c1 --config siamfc_lite0_fast --data runs/lt_train \
         --set track.verifier.kind=both ...
     python tools/lost_signal.py fit --config siamfc_lite0_fast --tag c1 --train lt_train --kind both
     python tools/lost_signal.py rule --config siamfc_lite0 --train lt_train lt_val_long --validate val_long
+    python tools/lost_signal.py onset --config siamfc_lite0_fast --train lt_train lt_val_long val_long val_motion
 """
 from __future__ import annotations
 
@@ -58,8 +65,8 @@ from siamtrack.evaluation.longterm import COLUMNS, FAILED_IOU, TRACKED_IOU, Long
 from siamtrack.evaluation.metrics import overlaps
 from siamtrack.process import use_threads
 
-RECORDING = ("track.verifier.kind=classifier", "track.verifier.bias=-1000", "track.redetect.tiles=0")  # cues
-# on every update, never lost (p(failed) about e^-1000), no search
+RECORDING = ("track.verifier.kind=classifier", "track.verifier.bias=-1000", "track.verifier.onset_drop=0",
+             "track.redetect.tiles=0")  # cues on every update, never lost (p(failed) about e^-1000), no search
 FOLDS = 5
 # not offered to the classifier: recorded with no flags, a target's recent scores take in its absent frames,
 # whereas the tracker keeps a lost target's scores out of them, so this cue's recorded values are not its own
@@ -72,6 +79,8 @@ SIGNS = {"score_vs_first": -1, "score_vs_recent": -1, "sidelobe": 1, "sharpness"
 STEPS = 300  # Newton steps at most
 RULE_RATIOS = (0.225, 0.3, 0.35, 0.375, 0.4, 0.425, 0.45, 0.5)  # track.lost_ratio, lost_drop: the rule's grid
 RULE_DROPS = (0.5, 0.55, 0.575, 0.6, 0.625, 0.65)
+ONSET_DROPS = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75)  # track.verifier.onset_drop: its grid
+F_TOLERANCE = 0.001  # the F-score a sequence may lose to a setting (rounding) and still count as holding
 
 
 # --- record
@@ -150,11 +159,12 @@ def host_of(name: str) -> str:
 
 
 def labels(data: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """(failed, used): failed where absent or IoU < FAILED_IOU; used where failed or IoU >= TRACKED_IOU, and
-    the update tracked the target (a --deployed recording's updates that searched for it are candidates')."""
+    """(failed, used): failed where absent or IoU < FAILED_IOU; used where failed or IoU >= TRACKED_IOU, the
+    update tracked the target (a --deployed recording's updates that searched for it are candidates') and its
+    cues were read (a --deployed recording with an onset_drop reads them only where the classifier's word counts)."""
     failed = data["absent"] | (data["iou"] < FAILED_IOU)
     tracking = ~data["searched"] if "searched" in data else np.ones(len(failed), dtype=bool)
-    return failed, (failed | (data["iou"] >= TRACKED_IOU)) & tracking
+    return failed, (failed | (data["iou"] >= TRACKED_IOU)) & tracking & np.isfinite(data["cues"]).all(axis=1)
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, penalty: float) -> np.ndarray:
@@ -297,20 +307,32 @@ def share(part: np.ndarray, whole: np.ndarray) -> float:
     return float(part.sum() / whole.sum()) if whole.sum() else float("nan")
 
 
-def rule_flags(data: dict[str, np.ndarray], track: TrackConfig) -> np.ndarray:
-    """The tracker's score rule (Verifier.rule_lost, at track.lost_ratio / lost_drop / lost_window), replayed on
-    the recorded scores: each sequence's first score its reference, a flagged score kept out of the recent ones."""
+def verdicts(data: dict[str, np.ndarray], track: TrackConfig) -> np.ndarray:
+    """The tracker's verdicts (Verifier.verdict: the score rule at track.lost_ratio / lost_drop / lost_window, and
+    where the kind lets it judge a tracked target, the classifier on the recorded cues, from an onset on with
+    track.verifier.onset_drop), replayed on a recording: each sequence's first score its reference, a score
+    judged lost kept out of the recent ones. While the search is off the boxes, and so the cues, do not depend on
+    the verdicts; the recording's score_vs_recent does (LEFT_OUT), and no shipped classifier weighs it."""
     verifier = Verifier(track)
+    failed = verifier.failed_probability(data["cues"]) if verifier.classifier else None
     flags = np.zeros(len(data["score"]), dtype=bool)
     for s in np.unique(data["sequence"]):
         rows = np.flatnonzero(data["sequence"] == s)
         reference, recent = data["score"][rows[:1]], deque(maxlen=track.lost_window)
+        previous, was_lost = np.full(1, np.nan), np.zeros(1, dtype=bool)
         for i in rows:
             score = data["score"][i:i + 1]
-            flags[i] = verifier.rule_lost(ScoreHistory(score, reference, [recent]))[0]
+            history = ScoreHistory(score, reference, [recent], previous, was_lost)
+            flags[i] = verifier.verdict(history, None if failed is None else failed[i:i + 1])[0]
             if not flags[i]:
                 recent.append(float(score[0]))
+            previous, was_lost = score, flags[i:i + 1].copy()
     return flags
+
+
+def rule_only(track: TrackConfig) -> TrackConfig:
+    """track with the score rule alone judging (the classifier, if any, left out)."""
+    return replace(track, verifier=replace(track.verifier, kind="rule"))
 
 
 def tasks(train: list[dict[str, np.ndarray]], args: argparse.Namespace) -> list[Task]:
@@ -358,31 +380,33 @@ def fit(args: argparse.Namespace) -> None:
             data = load(args.cache, config, folder, args.tag)
             f, u = labels(data)
             flags = probability(data["cues"][:, cues], np.append(raw, bias)) >= cut
-            rule = rule_flags(data, t)
+            rule = verdicts(data, rule_only(t))
             print(f"  {folder} ({len(f)} updates, {data['absent'].sum()} absent, {(f & ~data['absent']).sum()} "
                   f"present failed): classifier " + fmt(scores(flags, f, u, data["absent"])))
             print(f"  {'':{len(folder)}} {'':{len(str(len(f)))}}   rule ({t.lost_ratio}/{t.lost_drop}/{t.lost_window}) "
                   + fmt(scores(rule, f, u, data["absent"])))
 
 
-# --- rule
+# --- rule and onset
 
-def rule_measures(data: dict[str, np.ndarray], track: TrackConfig) -> dict[str, float]:
-    """The long-term measures of the score rule at track's settings, replayed on a recording."""
-    flags = rule_flags(data, track)
-    total = LongTermCounts()
+def measures(data: dict[str, np.ndarray], track: TrackConfig) -> tuple[dict[str, float], dict[str, dict]]:
+    """The long-term measures of the verifier at track's settings, replayed on a recording: pooled, and per
+    sequence (by name)."""
+    flags = verdicts(data, track)
+    total, each = LongTermCounts(), {}
     for s in np.unique(data["sequence"]):
         rows = data["sequence"] == s  # frame 0, the given box, is not recorded: it leads, reported, IoU 1
-        total = total + counts_of(np.r_[1.0, data["iou"][rows]], np.r_[False, flags[rows]],
-                                  np.r_[False, data["absent"][rows]])
-    return total.scores()
+        counts = counts_of(np.r_[1.0, data["iou"][rows]], np.r_[False, flags[rows]], np.r_[False, data["absent"][rows]])
+        each[str(data["names"][s]) if "names" in data else str(s)] = counts.scores()
+        total = total + counts
+    return total.scores(), each
 
 
 def choose_rule(args: argparse.Namespace) -> None:
     for config in args.config:
-        t = load_config(config).track
+        t = rule_only(load_config(config).track)
         train = {folder: load(args.cache, config, folder) for folder in args.train}
-        measured = {(ratio, drop): [rule_measures(data, replace(t, lost_ratio=ratio, lost_drop=drop))
+        measured = {(ratio, drop): [measures(data, replace(t, lost_ratio=ratio, lost_drop=drop))[0]
                                     for data in train.values()]
                     for ratio in RULE_RATIOS for drop in RULE_DROPS}
         allowed = [setting for setting, found in measured.items()
@@ -393,14 +417,52 @@ def choose_rule(args: argparse.Namespace) -> None:
         ratio, drop = max(allowed, key=lambda setting: np.nanmean([m["absent_flagged"] for m in measured[setting]]))
         print(f"\n{Path(config).stem}: chosen on {' + '.join(args.train)}: lost_ratio {ratio}, lost_drop {drop} "
               f"(lost_window {t.lost_window}; the config's: {t.lost_ratio} / {t.lost_drop})")
-        print("| folder | setting | " + " | ".join(COLUMNS) + " |")
-        print("|---|---|" + "---|" * len(COLUMNS))
-        for folder in [*args.train, *args.validate]:
-            data = load(args.cache, config, folder)
-            for name, setting in (("config", (t.lost_ratio, t.lost_drop)), ("chosen", (ratio, drop))):
-                found = rule_measures(data, replace(t, lost_ratio=setting[0], lost_drop=setting[1]))
-                print(f"| {folder} | {name} {setting[0]} / {setting[1]} | "
-                      + " | ".join(f"{found[c]:.3f}" for c in COLUMNS) + " |")
+        settings = {f"config {t.lost_ratio} / {t.lost_drop}": t,
+                    f"chosen {ratio} / {drop}": replace(t, lost_ratio=ratio, lost_drop=drop)}
+        table(args, config, settings)
+
+
+def choose_onset(args: argparse.Namespace) -> None:
+    """track.verifier.onset_drop for the config's classifier (with --set), the rule and it judging (kind both): of
+    the grid's settings under which no sequence of a --train folder loses more than F_TOLERANCE of F-score against
+    the rule alone, the one flagging the most absent frames (the mean over the long-term folders)."""
+    for config in args.config:
+        base = load_config(config, tuple(args.overrides)).track
+        both = replace(base, verifier=replace(base.verifier, kind="both"))
+        train = {folder: load(args.cache, config, folder) for folder in args.train}
+        rule = {folder: measures(data, rule_only(base)) for folder, data in train.items()}
+        print(f"\n{Path(config).stem}: onset_drop on {' + '.join(args.train)}, against the rule alone")
+        held = {}
+        for drop in ONSET_DROPS:
+            found = {folder: measures(data, onset_at(both, drop)) for folder, data in train.items()}
+            falls = [(rule[folder][1][name]["f_score"] - after["f_score"], name) for folder, (_, each) in found.items()
+                     for name, after in each.items()]
+            fall, name = max(falls)
+            absent = np.nanmean([total["absent_flagged"] for total, _ in found.values()])
+            print(f"  {drop}: absent flagged {absent:.3f}, the largest fall of a sequence's F {fall:.4f} ({name})")
+            if fall <= F_TOLERANCE:
+                held[drop] = absent
+        if not held:
+            print("  no setting of the grid holds")
+            continue
+        chosen = max(held, key=held.get)
+        print(f"  chosen: kind both, onset_drop {chosen}")
+        table(args, config, {"rule alone": rule_only(base), f"both, onset_drop {chosen}": onset_at(both, chosen)})
+
+
+def onset_at(track: TrackConfig, drop: float) -> TrackConfig:
+    return replace(track, verifier=replace(track.verifier, onset_drop=drop))
+
+
+def table(args: argparse.Namespace, config: str, settings: dict[str, TrackConfig]) -> None:
+    """The long-term measures of each named setting on every --train and --validate folder, a Markdown table."""
+    print("| folder | setting | " + " | ".join(COLUMNS) + " |")
+    print("|---|---|" + "---|" * len(COLUMNS))
+    for folder in [*args.train, *args.validate]:
+        data = load(args.cache, config, folder)
+        for name, track in settings.items():
+            found = measures(data, track)[0]
+            print(f"| {folder} | {name} | " + " | ".join(f"{found[c]:.3f}" for c in COLUMNS) + " |")
 
 
 def fmt(found: dict[str, float]) -> str:
@@ -434,13 +496,19 @@ def main() -> None:
     rule.add_argument("--validate", nargs="*", default=[], help="cached folder names to score at the chosen setting")
     rule.add_argument("--tracked-flagged", type=float, default=0.02,
                       help="the share of each folder's tracked frames a setting may flag (default 0.02)")
-    for command in (rec, learn, rule):
+    onset = sub.add_parser("onset", help="choose the classifier's onset_drop on cached cues")
+    onset.add_argument("--train", nargs="+", required=True, help="cached folder names to choose on")
+    onset.add_argument("--validate", nargs="*", default=[], help="cached folder names to score at the chosen setting")
+    onset.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="the classifier to judge with (track.verifier.weights=..., bias, threshold) instead of "
+                            "the config's: a mapping adds to the config's weights, so give a cue left out 0")
+    for command in (rec, learn, rule, onset):
         command.add_argument("--config", nargs="+", required=True, help="shipped config names or YAML paths")
         command.add_argument("--cache", type=Path, default=Path("/tmp/lost_signal"), help="where the cues are kept")
     args = parser.parse_args()
     use_threads(1)
     torch.manual_seed(0)
-    {"record": record, "fit": fit, "rule": choose_rule}[args.command](args)
+    {"record": record, "fit": fit, "rule": choose_rule, "onset": choose_onset}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -17,12 +17,13 @@ The cues of a peak (siamtrack.config.LOST_CUES), each a number per target:
 
 The classifier is logistic: p(failed) = sigmoid(bias + sum of weight x cue), its weights in the config,
 learnt by tools/lost_signal.py on cached cues of train_mini + train_more (their long-term versions, absent
-frames known) with folds by sequence. A tracked target is lost at p >= threshold; a lost target's candidate
+frames known) with folds by sequence. A tracked target is lost at p >= threshold (with `onset_drop`, only from
+an abrupt drop of its peak on: a loss begins with one, a turn does not); a lost target's candidate
 (siamtrack.core.redetect) is taken back at p < accept.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -46,6 +47,11 @@ class PeakMaps:
     maps: np.ndarray  # N: each peak's map
     crops: np.ndarray  # N: the crop its map came from
     kernel_rows: np.ndarray  # N: the kernel its map came from
+
+    def take(self, kept: np.ndarray) -> PeakMaps:
+        """The peaks where the boolean mask `kept` is true, over the same maps, features and kernels."""
+        return replace(self, loc=self.loc[kept], maps=self.maps[kept], crops=self.crops[kept],
+                       kernel_rows=self.kernel_rows[kept])
 
 
 def raw_cell(loc: np.ndarray, up: int, size: int) -> np.ndarray:
@@ -114,11 +120,30 @@ class Verifier:
               colour_models: np.ndarray, moved: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Whether each tracked target is lost at its peak, and the cues that said so (None for the rule).
         `boxes`: where the peaks put them; `moved`: the centres' shift this frame, px."""
-        ruled = self.rule_lost(history) if self.rule else np.zeros(len(boxes), dtype=bool)
         if not self.classifier:
-            return ruled, None
-        cues = self.cues(frame, peaks, history, boxes, colour_models, moved)
-        return ruled | (self.failed_probability(cues) >= self.cfg.threshold), cues
+            return self.verdict(history), None
+        read = self.counted(history)  # the cues are read only where the classifier's word counts (NaN elsewhere)
+        cues = np.full((len(boxes), len(LOST_CUES)), np.nan)
+        if read.any():
+            cues[read] = self.cues(frame, peaks.take(read), history.take(read), boxes[read], colour_models[read],
+                                   moved[read])
+        return self.verdict(history, self.failed_probability(cues)), cues
+
+    def verdict(self, history: ScoreHistory, failed: np.ndarray | None = None) -> np.ndarray:
+        """Whether each tracked target is lost: by the rule, or by the classifier's p(failed) `failed` where it
+        counts (from an abrupt drop of the peak on, with track.verifier.onset_drop)."""
+        lost = self.rule_lost(history) if self.rule else np.zeros(len(history.score), dtype=bool)
+        if failed is None:
+            return lost
+        return lost | ((failed >= self.cfg.threshold) & self.counted(history))
+
+    def counted(self, history: ScoreHistory) -> np.ndarray:
+        """Per tracked target, whether the classifier's word counts: at every update, or with onset_drop where the
+        peak fell under onset_drop x the last update's (NaN, the first update: no drop) or the last update judged
+        the target lost."""
+        if not self.cfg.onset_drop:
+            return np.ones(len(history.score), dtype=bool)
+        return history.was_lost | (history.score < self.cfg.onset_drop * history.previous)
 
     def accept(self, frame: np.ndarray, peaks: PeakMaps, history: ScoreHistory, boxes: np.ndarray,
                colour_models: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
