@@ -26,6 +26,7 @@ from siamtrack import TrackerSpec  # noqa: E402
 from siamtrack.cli import main  # noqa: E402
 from siamtrack.errors import EvaluationError  # noqa: E402
 from siamtrack.evaluation import evaluate  # noqa: E402
+from siamtrack.evaluation import cluster as cluster_runner  # noqa: E402
 from siamtrack.evaluation.cluster import RayCluster  # noqa: E402
 from siamtrack.synthetic import make_clip  # noqa: E402
 
@@ -192,6 +193,45 @@ def test_an_address_where_no_cluster_answers_fails_at_once_in_one_line(tmp_path,
         with pytest.raises(EvaluationError, match="no Ray cluster answers at") as error:
             evaluate("otb", root, ["kcf"], tmp_path / "out", runner=runner)
         assert "\n" not in str(error.value)
+
+
+class FlakyRay:
+    """A stand-in for ray whose init fails `failures` times as Ray Client does when its server's own ray.init
+    fails, then joins; it counts the shutdowns that undo each failed try."""
+
+    def __init__(self, failures: int, error: type = ConnectionAbortedError):
+        self.failures, self.error, self.inits, self.shutdowns = failures, error, 0, 0
+
+    def init(self, **kwargs):
+        self.inits += 1
+        if self.inits <= self.failures:
+            raise self.error("Initialization failure from server:\nCall to `ray.init()` on the server failed with: x")
+
+    def shutdown(self):
+        self.shutdowns += 1
+
+
+@pytest.mark.parametrize("failures, error, joined", [
+    (2, ConnectionAbortedError, True),  # the server's init failed twice: the third try joins
+    (3, ConnectionAbortedError, False),  # three times: a one-line error with the server's reason
+    (1, ConnectionError, False),  # any other failure: at once
+])
+def test_a_failed_ray_client_connect_is_undone_and_tried_again_only_when_the_server_failed(
+        failures, error, joined, monkeypatch):
+    monkeypatch.setattr(cluster_runner, "CONNECT_PAUSE_S", 0.0)
+    with socket.socket() as listening:  # something answers at the address
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        fake = FlakyRay(failures, error)
+        address = f"ray://127.0.0.1:{listening.getsockname()[1]}"
+        if joined:
+            cluster_runner._connect(fake, address)
+        else:
+            with pytest.raises(EvaluationError) as failed:
+                cluster_runner._connect(fake, address)
+            assert "\n" not in str(failed.value) and "on the server failed with: x" in str(failed.value)
+    assert fake.inits == min(failures + 1, 3 if error is ConnectionAbortedError else 1)
+    assert fake.shutdowns == min(failures, fake.inits)  # every failed try undone (Ray leaves client mode on)
 
 
 def test_without_ray_installed_the_error_says_how_to_get_it(tmp_path, monkeypatch):

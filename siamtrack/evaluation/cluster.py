@@ -19,6 +19,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
@@ -35,6 +36,8 @@ GPUS_PER_JOB = 0.25    # with --device cuda: a SiamFC job leaves most of a GPU i
                        # its CPU), so four share one
 NODE_ID_CHARS = 8      # of a node's id, to tell nodes apart in progress (several may share an IP)
 CONNECT_TIMEOUT_S = 10  # to reach the cluster's address at all: Ray itself waits minutes for a dead one
+CONNECT_TRIES = 3      # Ray Client's server runs its own ray.init for each driver, and that can fail while the
+CONNECT_PAUSE_S = 2.0  #   head is busy ("Initialization failure from server"): tried again, this far apart
 EXTRA = "pip install 'siamtrack[cluster]'"
 
 
@@ -62,13 +65,20 @@ def _connect(ray, address: str | None) -> None:
     """Join the running cluster at `address` (None: RAY_ADDRESS, else this machine's), never starting one."""
     address = address or os.environ.get("RAY_ADDRESS") or "auto"
     _check_reachable(address)
-    try:
-        # ray.init makes SIGTERM exit at once; the caller's handling comes back after it
-        with signal_handled(signal.SIGTERM, signal.getsignal(signal.SIGTERM)):
-            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
-    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
-        raise EvaluationError(f"no Ray cluster at '{address}' ({one_line(exc)[:160]}): start one with "
-                              "`ray start --head`, or pass --cluster ray://HOST:PORT") from None
+    for attempt in range(1, CONNECT_TRIES + 1):
+        try:
+            # ray.init makes SIGTERM exit at once; the caller's handling comes back after it
+            with signal_handled(signal.SIGTERM, signal.getsignal(signal.SIGTERM)):
+                ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+            return
+        except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
+            # a failed Ray Client connect leaves the process in client mode, where a later ray.init fails
+            ray.shutdown()
+            if not isinstance(exc, ConnectionAbortedError) or attempt == CONNECT_TRIES:
+                reason = " ".join(str(exc).split())[:160] or type(exc).__name__  # the server's reason: line 2
+                raise EvaluationError(f"no Ray cluster at '{address}' ({reason}): start one with "
+                                      "`ray start --head`, or pass --cluster ray://HOST:PORT") from None
+            time.sleep(CONNECT_PAUSE_S)
 
 
 def _absolute(trackers: Trackers) -> Trackers:
