@@ -330,9 +330,9 @@ def verdicts(data: dict[str, np.ndarray], track: TrackConfig) -> np.ndarray:
     return flags
 
 
-def rule_only(track: TrackConfig) -> TrackConfig:
-    """track with the score rule alone judging (the classifier, if any, left out)."""
-    return replace(track, verifier=replace(track.verifier, kind="rule"))
+def with_verifier(track: TrackConfig, **changes) -> TrackConfig:
+    """track with track.verifier's `changes` (kind="rule": the score rule alone judging)."""
+    return replace(track, verifier=replace(track.verifier, **changes))
 
 
 def tasks(train: list[dict[str, np.ndarray]], args: argparse.Namespace) -> list[Task]:
@@ -380,7 +380,7 @@ def fit(args: argparse.Namespace) -> None:
             data = load(args.cache, config, folder, args.tag)
             f, u = labels(data)
             flags = probability(data["cues"][:, cues], np.append(raw, bias)) >= cut
-            rule = verdicts(data, rule_only(t))
+            rule = verdicts(data, with_verifier(t, kind="rule"))
             print(f"  {folder} ({len(f)} updates, {data['absent'].sum()} absent, {(f & ~data['absent']).sum()} "
                   f"present failed): classifier " + fmt(scores(flags, f, u, data["absent"])))
             print(f"  {'':{len(folder)}} {'':{len(str(len(f)))}}   rule ({t.lost_ratio}/{t.lost_drop}/{t.lost_window}) "
@@ -404,7 +404,7 @@ def measures(data: dict[str, np.ndarray], track: TrackConfig) -> tuple[dict[str,
 
 def choose_rule(args: argparse.Namespace) -> None:
     for config in args.config:
-        t = rule_only(load_config(config).track)
+        t = with_verifier(load_config(config).track, kind="rule")
         train = {folder: load(args.cache, config, folder) for folder in args.train}
         measured = {(ratio, drop): [measures(data, replace(t, lost_ratio=ratio, lost_drop=drop))[0]
                                     for data in train.values()]
@@ -428,13 +428,13 @@ def choose_onset(args: argparse.Namespace) -> None:
     the rule alone, the one flagging the most absent frames (the mean over the long-term folders)."""
     for config in args.config:
         base = load_config(config, tuple(args.overrides)).track
-        both = replace(base, verifier=replace(base.verifier, kind="both"))
+        both = with_verifier(base, kind="both")
         train = {folder: load(args.cache, config, folder) for folder in args.train}
-        rule = {folder: measures(data, rule_only(base)) for folder, data in train.items()}
+        rule = {folder: measures(data, with_verifier(base, kind="rule")) for folder, data in train.items()}
         print(f"\n{Path(config).stem}: onset_drop on {' + '.join(args.train)}, against the rule alone")
         held = {}
         for drop in ONSET_DROPS:
-            found = {folder: measures(data, onset_at(both, drop)) for folder, data in train.items()}
+            found = {folder: measures(data, with_verifier(both, onset_drop=drop)) for folder, data in train.items()}
             falls = [(rule[folder][1][name]["f_score"] - after["f_score"], name) for folder, (_, each) in found.items()
                      for name, after in each.items()]
             fall, name = max(falls)
@@ -447,11 +447,8 @@ def choose_onset(args: argparse.Namespace) -> None:
             continue
         chosen = max(held, key=held.get)
         print(f"  chosen: kind both, onset_drop {chosen}")
-        table(args, config, {"rule alone": rule_only(base), f"both, onset_drop {chosen}": onset_at(both, chosen)})
-
-
-def onset_at(track: TrackConfig, drop: float) -> TrackConfig:
-    return replace(track, verifier=replace(track.verifier, onset_drop=drop))
+        table(args, config, {"rule alone": with_verifier(base, kind="rule"),
+                             f"both, onset_drop {chosen}": with_verifier(both, onset_drop=chosen)})
 
 
 def table(args: argparse.Namespace, config: str, settings: dict[str, TrackConfig]) -> None:

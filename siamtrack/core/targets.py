@@ -29,10 +29,9 @@ class ScoreHistory:
     previous: np.ndarray  # the last update's peaks (NaN at the first)
     was_lost: np.ndarray  # whether the last update judged each lost (False at the first)
 
-    def take(self, kept: np.ndarray) -> ScoreHistory:
+    def keep(self, kept: np.ndarray) -> ScoreHistory:
         """The targets where the boolean mask `kept` is true."""
-        return ScoreHistory(self.score[kept], self.reference[kept], [r for r, keep in zip(self.recent, kept) if keep],
-                            self.previous[kept], self.was_lost[kept])
+        return ScoreHistory(**{f.name: _take(getattr(self, f.name), kept) for f in fields(self)})
 
     def recent_median(self) -> np.ndarray:
         """Each target's median recent score (NaN with none yet)."""
@@ -97,7 +96,7 @@ class Targets:
     def history(self, rows: np.ndarray, score: np.ndarray) -> ScoreHistory:
         """The targets `rows`' scores this update beside their own earlier ones."""
         return ScoreHistory(score, self._reference(rows, score), [self.recent_scores[i] for i in rows],
-                            self.score[rows].copy(), self.lost[rows].copy())
+                            self.score[rows], self.lost[rows])
 
     def _reference(self, rows: np.ndarray, score: np.ndarray) -> np.ndarray:
         """The targets `rows`' first update's scores: this update's where it is their first."""

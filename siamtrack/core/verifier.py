@@ -48,7 +48,7 @@ class PeakMaps:
     crops: np.ndarray  # N: the crop its map came from
     kernel_rows: np.ndarray  # N: the kernel its map came from
 
-    def take(self, kept: np.ndarray) -> PeakMaps:
+    def keep(self, kept: np.ndarray) -> PeakMaps:
         """The peaks where the boolean mask `kept` is true, over the same maps, features and kernels."""
         return replace(self, loc=self.loc[kept], maps=self.maps[kept], crops=self.crops[kept],
                        kernel_rows=self.kernel_rows[kept])
@@ -125,7 +125,7 @@ class Verifier:
         read = self.counted(history)  # the cues are read only where the classifier's word counts (NaN elsewhere)
         cues = np.full((len(boxes), len(LOST_CUES)), np.nan)
         if read.any():
-            cues[read] = self.cues(frame, peaks.take(read), history.take(read), boxes[read], colour_models[read],
+            cues[read] = self.cues(frame, peaks.keep(read), history.keep(read), boxes[read], colour_models[read],
                                    moved[read])
         return self.verdict(history, self.failed_probability(cues)), cues
 
