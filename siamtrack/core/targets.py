@@ -72,7 +72,7 @@ class Targets:
                    base_search=np.array([search_side]), scale=np.ones(1), border=border[None],
                    reference_score=np.full(1, np.nan), score=np.full(1, np.nan), lost=np.zeros(1, dtype=bool),
                    recent_scores=[deque(maxlen=window)], kernels=kernels, scale_filter=[scale_filter],
-                   warp=warp[None], warp_box=np.array([[0.0, 0.0, size[0] / size[1]]]),
+                   warp=warp[None].copy(), warp_box=np.array([[0.0, 0.0, size[0] / size[1]]]),
                    confident_center=center[None].copy(), confident_scale=np.ones(1),
                    lost_frames=np.zeros(1, dtype=np.int64), colour_model=colours[None],
                    cues=np.full((1, len(LOST_CUES)), np.nan))
