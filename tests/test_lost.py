@@ -338,3 +338,49 @@ def test_the_onset_drop_chosen_is_the_one_flagging_most_absences_that_no_sequenc
     printed = capsys.readouterr().out
     assert "chosen: kind both, onset_drop 0.7\n" in printed, printed
     assert "0.75: absent flagged 1.000" in printed and "(dropped)" in printed.split("0.75:")[1].splitlines()[0]
+
+
+def test_each_return_of_a_recording_is_told_recovered_failed_before_refused_or_not_found():
+    """tools/lost_signal.py returns, on hand-made updates: four absences of 3 frames among present ones.
+    1: tracked again at once. 2: the box had left the target before it went. 3: the search held a
+    candidate on it and kept it lost. 4: its candidates were elsewhere."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    from lost_signal import return_fate
+
+    before, gone, after = 4, 3, 5
+    stretch = before + gone + after
+    absent = np.tile(np.repeat([False, True, False], [before, gone, after]), 4)
+    iou = np.where(absent, 0.0, 0.8)
+    iou[stretch + before - 1] = 0.3  # 2: off the target at the last update before the absence
+    lost = absent.copy()
+    searched = np.zeros(len(absent), dtype=bool)
+    candidate = np.full(len(absent), np.nan)
+    for k in (1, 2, 3):  # 2, 3, 4: lost from their return to the next absence, searched for, their candidates at
+        back = k * stretch + before + gone  # 0.7 (3) or 0 (2, 4)
+        lost[back:back + stretch - gone] = searched[back:back + stretch - gone] = True
+        candidate[back:back + stretch - gone] = 0.7 if k == 2 else 0.0
+    data = {"absent": absent, "iou": iou, "lost": lost, "searched": searched, "candidate_iou": candidate}
+    rows = np.arange(len(absent))
+    fates = [return_fate(data, rows, k * stretch + before + gone) for k in range(4)]
+    assert fates == ["recovered", "failed before", "refused", "not found"]
+
+
+def test_the_perfect_lost_and_found_flags_the_absence_and_puts_the_tracker_where_the_target_comes_back():
+    """tools/lost_bound.py's oracles, the ceiling of a lost signal and a search: `flag` leaves the tracker's boxes
+    as they are and flags the absent frames; `found` also holds the tracker while the target is gone and puts it
+    on the target where it comes back, far from where it went, where the tracker alone does not follow it."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    from lost_bound import track_with_oracle
+
+    shown = np.repeat([True, False, True], [SEEN, HIDDEN, BACK])
+    frames, truth = walk(shown, back_at=(WIDTH - TARGET_W - 20, HEIGHT - TARGET_H - 10))
+    tracker = SiamFCTracker(MODELS[1], device="cpu", quiet=True)
+    own = np.vstack([truth[0], updates(tracker, frames, truth[0])[0]])
+    back = np.flatnonzero(shown)[SEEN:]
+    assert overlaps(own[back], truth[back]).max() < TRACKED_IOU  # alone, the tracker does not find it there
+    boxes, lost = track_with_oracle(tracker, frames, truth, ~shown, "flag")
+    assert (boxes == own).all() and (lost == ~shown).all()
+    boxes, lost = track_with_oracle(tracker, frames, truth, ~shown, "found")
+    assert (lost == ~shown).all()
+    assert (boxes[SEEN:SEEN + HIDDEN] == boxes[SEEN - 1]).all()  # not updated while the target is gone
+    assert overlaps(boxes[back], truth[back]).min() > TRACKED_IOU

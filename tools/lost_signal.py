@@ -34,6 +34,10 @@ which no sequence of any --train folder loses F-score against the rule alone, th
 frames. A flag moves no box while the search is off, so the short-term folders' success AUC cannot change;
 their F-score counts the false alarms.
 
+`returns` tells, from a --deployed recording, how each return of the target fared: recovered (as eval counts
+it), failed before (the box had left the target before it went), refused (the search held a candidate on the
+target and did not take it back), or not found; counted by the kind of sequence (cut, skip).
+
     python tools/lost_signal.py record --config siamfc_lite0_fast --data runs/lt_train
     python tools/lost_signal.py fit --config siamfc_lite0_fast --train lt_train --max-cues 5
     python tools/lost_signal.py record --deployed --tag c1 --config siamfc_lite0_fast --data runs/lt_train \
@@ -41,12 +45,13 @@ their F-score counts the false alarms.
     python tools/lost_signal.py fit --config siamfc_lite0_fast --tag c1 --train lt_train --kind both
     python tools/lost_signal.py rule --config siamfc_lite0 --train lt_train lt_val_long --validate val_long
     python tools/lost_signal.py onset --config siamfc_lite0_fast --train lt_train lt_val_long val_long val_motion
+    python tools/lost_signal.py returns --config siamfc_lite0_fast --tag c1 --data lt_train
 """
 from __future__ import annotations
 
 import argparse
 import itertools
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -61,7 +66,8 @@ from siamtrack.core.targets import ScoreHistory
 from siamtrack.core.tracker import SiamFCTracker
 from siamtrack.core.verifier import Verifier, logistic
 from siamtrack.datasets import load_sequences, read_frames
-from siamtrack.evaluation.longterm import COLUMNS, FAILED_IOU, TRACKED_IOU, LongTermCounts, counts_of
+from siamtrack.evaluation.longterm import (COLUMNS, FAILED_IOU, RECOVERY_FRAMES, TRACKED_IOU, LongTermCounts, counts_of,
+                                           returns_of)
 from siamtrack.evaluation.metrics import overlaps
 from siamtrack.process import use_threads
 
@@ -102,8 +108,8 @@ class Recorder:
 
 def record_folder(config: str, folder: Path, overrides: tuple[str, ...]) -> dict[str, np.ndarray]:
     """Per update of every sequence of a folder: sequence index, frame, IoU of the box (0 where absent),
-    absent, score, whether the update searched for the target (lost before it) and judged it lost, the IoU of
-    its candidate (NaN unless it searched), and the cues."""
+    absent, score, whether the update searched for the target (held by the update before it) and judged it
+    lost, the IoU of its candidate (NaN unless it searched), and the cues."""
     recorder = Recorder(config, overrides)
     tracker = recorder.tracker
     sequences = load_sequences(folder, split="test")
@@ -120,7 +126,7 @@ def record_folder(config: str, folder: Path, overrides: tuple[str, ...]) -> dict
                     candidate = 0.0 if seq.absent[index] else float(overlaps([*(centre - size / 2), *size], truth)[0])
                 rows.append([s, index, iou, seq.absent[index], tracker.score, searched, tracker.lost, candidate,
                              *tracker.targets.cues[0]])
-            searched = bool(tracker.lost) and tracker.lost_found.searching
+            searched = bool(tracker.lost_found.held(tracker.targets)[0])  # the next update searches for it
     table = np.array(rows, dtype=np.float64)
     return {"sequence": table[:, 0].astype(int), "frame": table[:, 1].astype(int), "iou": table[:, 2],
             "absent": table[:, 3].astype(bool), "score": table[:, 4], "searched": table[:, 5].astype(bool),
@@ -451,6 +457,46 @@ def choose_onset(args: argparse.Namespace) -> None:
                              f"both, onset_drop {chosen}": with_verifier(both, onset_drop=chosen)})
 
 
+# --- returns
+
+RETURN_FATES = ("recovered", "failed before", "refused", "not found")
+
+
+def return_fate(data: dict[str, np.ndarray], rows: np.ndarray, back: int) -> str:
+    """Of one return (`back`, an index into one sequence's `rows` of a --deployed recording): recovered (a frame
+    reported at IoU >= TRACKED_IOU within RECOVERY_FRAMES, as eval counts it); else failed before (the box had
+    already left the target, IoU < TRACKED_IOU, at the last update before the absence); refused (the search
+    held a candidate on the target, IoU >= TRACKED_IOU, and did not take it back); or not found."""
+    absent, iou, lost = data["absent"][rows], data["iou"][rows], data["lost"][rows]
+    gone = np.flatnonzero(absent[back:])
+    window = slice(back, min(back + RECOVERY_FRAMES, back + gone[0] if len(gone) else len(rows)))
+    if np.any(~lost[window] & (iou[window] >= TRACKED_IOU)):
+        return "recovered"
+    present_before = np.flatnonzero(~absent[:back])
+    if len(present_before) and iou[present_before[-1]] < TRACKED_IOU:
+        return "failed before"
+    if np.any(data["searched"][rows][window] & (data["candidate_iou"][rows][window] >= TRACKED_IOU)):
+        return "refused"
+    return "not found"
+
+
+def returns(args: argparse.Namespace) -> None:
+    """How each return of a --deployed recording fared, counted by the kind of the sequence (cut, skip)."""
+    for config in args.config:
+        print(f"| {Path(config).stem} {args.tag} | returns | " + " | ".join(RETURN_FATES) + " |")
+        print("|---|---|" + "---|" * len(RETURN_FATES))
+        for folder in args.data:
+            data = load(args.cache, config, folder, args.tag)
+            fates = Counter()
+            for s in np.unique(data["sequence"]):
+                rows = np.flatnonzero(data["sequence"] == s)  # frame 0 is not recorded: a return is never it
+                kind = str(data["names"][s]).partition("-")[0]
+                fates.update((kind, return_fate(data, rows, back)) for back in returns_of(data["absent"][rows]))
+            for kind in sorted({k for k, _ in fates}):
+                counts = [fates[kind, fate] for fate in RETURN_FATES]
+                print(f"| {folder} | {kind}: {sum(counts)} | " + " | ".join(map(str, counts)) + " |")
+
+
 def table(args: argparse.Namespace, config: str, settings: dict[str, TrackConfig]) -> None:
     """The long-term measures of each named setting on every --train and --validate folder, a Markdown table."""
     print("| folder | setting | " + " | ".join(COLUMNS) + " |")
@@ -499,13 +545,16 @@ def main() -> None:
     onset.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="the classifier to judge with (track.verifier.weights=..., bias, threshold) instead of "
                             "the config's: a mapping adds to the config's weights, so give a cue left out 0")
-    for command in (rec, learn, rule, onset):
+    fates = sub.add_parser("returns", help="how each return of a --deployed recording fared")
+    fates.add_argument("--data", nargs="+", required=True, help="cached folder names")
+    fates.add_argument("--tag", default="", help="the recording's (record --tag)")
+    for command in (rec, learn, rule, onset, fates):
         command.add_argument("--config", nargs="+", required=True, help="shipped config names or YAML paths")
         command.add_argument("--cache", type=Path, default=Path("/tmp/lost_signal"), help="where the cues are kept")
     args = parser.parse_args()
     use_threads(1)
     torch.manual_seed(0)
-    {"record": record, "fit": fit, "rule": choose_rule, "onset": choose_onset}[args.command](args)
+    {"record": record, "fit": fit, "rule": choose_rule, "onset": choose_onset, "returns": returns}[args.command](args)
 
 
 if __name__ == "__main__":
