@@ -56,7 +56,9 @@ class VerifierConfig:
     """Whether a target is lost (siamtrack/core/verifier.py): the rule on the score (track.lost_ratio,
     lost_drop, lost_window), a logistic classifier on cues of the response, the features and the colours,
     chosen by cross-validation (tools/lost_signal.py), or both (lost where either says so; a candidate taken
-    back where both agree), or guarded (lost where the rule says so; a candidate taken back where both agree)."""
+    back where both agree), or guarded (lost where the rule says so; a candidate taken back where both agree).
+    A found classifier of its own (found_weights) takes a candidate back on its word alone (classifier, both,
+    guarded)."""
     kind: str = "rule"  # rule | classifier | both | guarded
     # classifier: p(failed) = sigmoid(bias + sum of weight x cue), over the cues named (LOST_CUES)
     weights: dict = field(default_factory=dict)
@@ -67,7 +69,8 @@ class VerifierConfig:
     # as it says failed: a target that turns or changes colour slowly is left to the rule (0: on every update)
     onset_drop: float = 0.0
     # a lost target's candidate (track.redetect): p(not the target) from its own classifier, learnt on
-    # candidates (none: the lost one's), and taken back under `accept`
+    # candidates, and taken back under `accept` on its word alone; with none, the lost one's, and with kind
+    # both or guarded only where the rule too says not lost
     found_weights: dict = field(default_factory=dict)
     found_bias: float = 0.0
     accept: float = 0.5

@@ -94,6 +94,25 @@ def test_each_kind_judges_a_tracked_target_and_a_candidate_as_it_says(kind, rule
     assert (logistic(5.0 - 10.0 * colour) >= 0.5) == classified  # the hand-made classifier says what it is meant to
 
 
+@pytest.mark.parametrize("kind, found, taken", [
+    ("both", (), False),  # the lost classifier stands in: the rule too must say not lost, and it does not
+    ("both", ("track.verifier.found_weights={colour: -10.0}", "track.verifier.found_bias=5.0"), True),
+    ("guarded", ("track.verifier.found_weights={colour: -10.0}", "track.verifier.found_bias=5.0"), True),
+    ("rule", ("track.verifier.found_weights={colour: -10.0}", "track.verifier.found_bias=5.0"), False),  # no guard
+])
+def test_a_found_classifier_of_its_own_takes_back_a_candidate_the_rule_would_refuse(kind, found, taken, monkeypatch):
+    """A candidate whose colours agree, its score far under the target's recent ones (from before the loss): a
+    found classifier learnt on candidates judges it alone; the rule refuses it where no such classifier is."""
+    check = verifier(f"track.verifier.kind={kind}", *CLASSIFIER, *found)
+    cues = np.zeros((1, len(LOST_CUES)))
+    cues[0, LOST_CUES.index("colour")] = 1.0
+    monkeypatch.setattr(check, "cues", lambda *args: cues)
+    scores = history(score=1.0, reference=10.0, recent=[10.0] * 5)
+    assert check.rule_lost(scores)[0]
+    accepted, _ = check.accept(None, None, scores, np.zeros((1, 4)), None)
+    assert accepted[0] == taken
+
+
 @pytest.mark.parametrize("previous, score, was_lost, failed, lost", [
     (1.0, 0.9, False, 0.9, False),  # the classifier says failed, but the peak did not drop: a turn, the rule's
     (1.0, 0.5, False, 0.9, True),  # an abrupt drop (under 0.6 x the last peak): the classifier counts

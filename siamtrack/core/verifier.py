@@ -19,7 +19,7 @@ The classifier is logistic: p(failed) = sigmoid(bias + sum of weight x cue), its
 learnt by tools/lost_signal.py on cached cues of train_mini + train_more (their long-term versions, absent
 frames known) with folds by sequence. A tracked target is lost at p >= threshold (with `onset_drop`, only from
 an abrupt drop of its peak on: a loss begins with one, a turn does not); a lost target's candidate
-(siamtrack.core.redetect) is taken back at p < accept.
+(siamtrack.core.redetect) is taken back at p < accept (its own found classifier's, where the config has one).
 """
 from __future__ import annotations
 
@@ -148,8 +148,11 @@ class Verifier:
     def accept(self, frame: np.ndarray, peaks: PeakMaps, history: ScoreHistory, boxes: np.ndarray,
                colour_models: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Whether each lost target's candidate (its best peak in its tiles) is the target, taken back, and its
-        cues. A candidate has not moved the box: its jump counts as none."""
-        ruled = ~self.rule_lost(history) if self.rule else np.ones(len(boxes), dtype=bool)
+        cues. A candidate has not moved the box: its jump counts as none. A found classifier of its own (learnt
+        on candidates, their score among its cues) judges alone; the rule, whose recent scores are those from
+        before the loss, joins the lost classifier standing in for one."""
+        alone = self.guard and bool(self.cfg.found_weights)
+        ruled = ~self.rule_lost(history) if self.rule and not alone else np.ones(len(boxes), dtype=bool)
         if not self.guard:
             return ruled, None
         cues = self.cues(frame, peaks, history, boxes, colour_models, np.zeros(len(boxes)))
