@@ -16,13 +16,17 @@ SLOW_SHARE = 1 / 3  # a CPU run below this share of the model's reference fps sa
 
 def slow_note(fps: float, cfg: Config, device: str, backend: str) -> str | None:
     """One line when a CPU run of the default backend is far below the fps its model makes on an idle
-    machine: on a shared machine the cause is other processes, not the model."""
+    machine: on a busy machine the cause is other processes (a load of at least the cores less half a one), on
+    an idle one a slower or shared CPU (a virtual machine's), not the model."""
     reference = cfg.reference_fps
     if not reference or device != "cpu" or backend != DEFAULT_BACKEND or fps >= SLOW_SHARE * reference:
         return None
+    load, cores = load_average() or 0.0, os.cpu_count() or 1
+    why = ("the machine is busy" if load >= cores - 0.5 else
+           "the machine is not busy, so its CPU is slower than the one measured or shared with other machines")
     return (f"note: {fps:.1f} fps is under a third of the {cfg.reference_fps:g} fps {Path(cfg.name).stem} makes "
-            f"on an idle 2-core CPU: the machine is busy (load average {load_average() or 0:.1f} on "
-            f"{os.cpu_count()} cores); see README, 'Threads on a busy machine'")
+            f"on an idle 2-core CPU: {why} (load average {load:.1f} on {cores} cores); see docs/running.md, "
+            f"'Threads on a busy machine'")
 
 
 def load_average() -> float | None:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from conftest import OTB_MINI, require
 
-from siamtrack import TrackerSpec
+from siamtrack import TrackerSpec, busy
 from siamtrack.baselines import OPENCV_TRACKERS, OpenCVTracker
 from siamtrack.bench import TIMED_STAGES, BenchReport, bench_clip, format_report, run_bench
 from siamtrack.bench.clip import decoded_clip
@@ -66,6 +66,15 @@ def test_slow_notes_name_each_model_far_below_its_idle_fps(report):
     assert name == "siamfc_lite0_fast" and note.startswith(f"note: 1.0 fps is under a third of the {reference:g} fps")
     fast = BenchReport([replace(siamfc, backend=DEFAULT_BACKEND, times={"total": [1.0]})], report.conditions)
     assert fast.slow_notes() == []
+
+
+@pytest.mark.parametrize("load, why", [(3.0, "the machine is busy (load average 3.0"),
+                                       (0.4, "the machine is not busy, so its CPU is slower")])
+def test_the_slow_note_blames_the_load_only_where_there_is_one(load, why, monkeypatch):
+    monkeypatch.setattr(busy, "load_average", lambda: load)
+    monkeypatch.setattr(busy.os, "cpu_count", lambda: 2)
+    note = busy.slow_note(1.0, load_config("siamfc_lite0_fast"), "cpu", DEFAULT_BACKEND)
+    assert why in note and "docs/running.md" in note
 
 
 def test_bench_command_prints_the_table_and_writes_json(tmp_path, capsys):
