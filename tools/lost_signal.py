@@ -66,8 +66,8 @@ from siamtrack.core.targets import ScoreHistory
 from siamtrack.core.tracker import SiamFCTracker
 from siamtrack.core.verifier import Verifier, logistic
 from siamtrack.datasets import load_sequences, read_frames
-from siamtrack.evaluation.longterm import (COLUMNS, FAILED_IOU, RECOVERY_FRAMES, TRACKED_IOU, LongTermCounts, counts_of,
-                                           returns_of)
+from siamtrack.evaluation.longterm import (COLUMNS, FAILED_IOU, TRACKED_IOU, LongTermCounts, after_return, counts_of,
+                                           recovered, returns_of)
 from siamtrack.evaluation.metrics import overlaps
 from siamtrack.process import use_threads
 
@@ -467,10 +467,9 @@ def return_fate(data: dict[str, np.ndarray], rows: np.ndarray, back: int) -> str
     reported at IoU >= TRACKED_IOU within RECOVERY_FRAMES, as eval counts it); else failed before (the box had
     already left the target, IoU < TRACKED_IOU, at the last update before the absence); refused (the search
     held a candidate on the target, IoU >= TRACKED_IOU, and did not take it back); or not found."""
-    absent, iou, lost = data["absent"][rows], data["iou"][rows], data["lost"][rows]
-    gone = np.flatnonzero(absent[back:])
-    window = slice(back, min(back + RECOVERY_FRAMES, back + gone[0] if len(gone) else len(rows)))
-    if np.any(~lost[window] & (iou[window] >= TRACKED_IOU)):
+    absent, iou = data["absent"][rows], data["iou"][rows]
+    window, _ = after_return(absent, back)
+    if recovered(iou, ~data["lost"][rows], window):
         return "recovered"
     present_before = np.flatnonzero(~absent[:back])
     if len(present_before) and iou[present_before[-1]] < TRACKED_IOU:

@@ -77,6 +77,8 @@ class Verifier:
         self.classifier = self.cfg.kind in ("classifier", "both")
         self.rule = self.cfg.kind in ("rule", "both", "guarded")
         self.guard = self.cfg.kind in ("classifier", "both", "guarded")  # the classifier weighs candidates
+        # a found classifier of the config's own, learnt on candidates, takes them back without the rule
+        self.found_alone = self.guard and bool(self.cfg.found_weights)
         self.weights = np.array([float(self.cfg.weights.get(cue, 0.0)) for cue in LOST_CUES])
         # a candidate's p(not the target): its own classifier where the config has one, else the lost one's
         found = self.cfg.found_weights or self.cfg.weights
@@ -151,8 +153,7 @@ class Verifier:
         cues. A candidate has not moved the box: its jump counts as none. A found classifier of its own (learnt
         on candidates, their score among its cues) judges alone; the rule, whose recent scores are those from
         before the loss, joins the lost classifier standing in for one."""
-        alone = self.guard and bool(self.cfg.found_weights)
-        ruled = ~self.rule_lost(history) if self.rule and not alone else np.ones(len(boxes), dtype=bool)
+        ruled = ~self.rule_lost(history) if self.rule and not self.found_alone else np.ones(len(boxes), dtype=bool)
         if not self.guard:
             return ruled, None
         cues = self.cues(frame, peaks, history, boxes, colour_models, np.zeros(len(boxes)))

@@ -80,6 +80,19 @@ def returns_of(absent: np.ndarray) -> np.ndarray:
     return np.flatnonzero(~absent[1:] & absent[:-1]) + 1
 
 
+def after_return(absent: np.ndarray, back: int) -> tuple[slice, int]:
+    """Of the return at frame `back`: the frames it may be recovered in (RECOVERY_FRAMES, before the target is
+    gone again), and the frame it is gone again (the sequence's length where it is not)."""
+    gone = np.flatnonzero(absent[back:])
+    end = back + int(gone[0]) if len(gone) else len(absent)
+    return slice(back, min(back + RECOVERY_FRAMES, end)), end
+
+
+def recovered(iou: np.ndarray, reported: np.ndarray, window: slice) -> bool:
+    """Whether a frame of `window` is reported (not flagged lost) at IoU >= TRACKED_IOU."""
+    return bool(np.any((iou[window] >= TRACKED_IOU) & reported[window]))
+
+
 def sequence_counts(boxes: np.ndarray, lost: np.ndarray, truth: np.ndarray, absent: np.ndarray) -> LongTermCounts:
     """One sequence's tallies: boxes and truth N x 4 in one convention (truth NaN where absent is fine),
     lost and absent N bools."""
@@ -101,13 +114,10 @@ def counts_of(iou: np.ndarray, lost: np.ndarray, absent: np.ndarray) -> LongTerm
     counts = LongTermCounts(precision, recall, 1, int((scored & absent).sum()), int((flagged & absent).sum()),
                             int(tracked.sum()), int((flagged & tracked).sum()), int(failed.sum()),
                             int((flagged & present).sum()), int((flagged & failed).sum()))
-    gone_again = np.flatnonzero(absent)
     for back in returns_of(absent):
-        later = gone_again[gone_again > back]
-        end = int(later[0]) if len(later) else len(iou)
-        window = slice(back, min(back + RECOVERY_FRAMES, end))
+        window, end = after_return(absent, back)
         counts.returns += 1
-        counts.recovered += int(np.any((iou[window] >= TRACKED_IOU) & reported[window]))
+        counts.recovered += int(recovered(iou, reported, window))
         counts.after_return += end - back
         counts.iou_after_return += float(iou[back:end].sum())
     return counts
