@@ -91,6 +91,10 @@ class RedetectConfig:
     # updates judged lost in a row before the target is held and searched for: until then its box follows the
     # peak as a tracked one's (a short false alarm on a target still there moves nothing); 1: at once
     after: int = 1
+    # held only where the loss began abruptly: a peak under hold_drop x the update before's, as the loss began or
+    # since (a cut, a full occlusion); a target that turns or whose light changes fades slowly and is followed
+    # with `lost` set instead. 0: every lost target is held
+    hold_drop: float = 0.0
     near_frames: int = 10
     tile_step: float = 0.7  # between tile centres, in search-crop sides (a response covers about 0.75 of one)
 
@@ -219,6 +223,7 @@ _RANGES = (
         "track.scale_penalty", "track.scale_lr", "track.window_influence", "track.dsst.learning_rate",
         "track.fusion_weight", "track.fusion_floor", "track.warps.penalty", "track.warps.box_lr",
         "track.verifier.threshold", "track.verifier.accept", "track.verifier.colour_rate", "track.verifier.onset_drop",
+        "track.redetect.hold_drop",
         "train.momentum", "train.val_fraction", "train.stretch", "train.color_jitter",
         "train.gray_prob"}),
 )

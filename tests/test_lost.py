@@ -93,6 +93,25 @@ def test_a_target_is_held_only_after_it_has_been_lost_for_after_updates():
     assert not lost[back].any() and overlaps(boxes[back], truth[1:][back]).min() > TRACKED_IOU, lost
 
 
+def test_a_held_target_is_put_back_turned_and_shaped_as_at_its_last_confident_box():
+    """The lost updates before a target is held may turn its kernels and its box to fit whatever is there (the
+    fast model's warps); held, it is searched for with the kernel of its last confident update, and that box."""
+    tracker = SiamFCTracker(MODELS[1], device="cpu", quiet=True, overrides=LONG_TERM)
+    frames, truth = walk(np.ones(2, dtype=bool))
+    tracker.init(frames[0], truth[0])
+    s = tracker.targets
+    s.remember_confident()
+    confident = [getattr(s, key).copy() for key in ("center", "scale", "base_size", "warp_box", "warp")]
+    s.center += 50
+    s.scale *= 1.5
+    s.base_size *= [1.2, 0.8]
+    s.warp_box += [20.0, 0.1, 0.0]
+    s.warp += [1, 0]
+    s.hold(np.array([0]))
+    for key, before in zip(("center", "scale", "base_size", "warp_box", "warp"), confident):
+        assert np.array_equal(getattr(s, key), before), key
+
+
 def test_a_target_shrinking_into_haze_stays_tracked_and_is_not_lost(tracker):
     """The target drives off: it shrinks to SMALLEST of its side and blurs, so that its score falls under
     half the first update's (where the rule before issue 23 called it lost), but the box stays on it."""
@@ -106,6 +125,35 @@ def test_a_target_shrinking_into_haze_stays_tracked_and_is_not_lost(tracker):
     assert overlaps(boxes, truth[1:]).min() > TRACKED_IOU  # tracked throughout ...
     assert scores.min() < OLD_RATIO * scores[0]  # ... at a score the old rule took for lost ...
     assert not lost.any(), lost  # ... and not lost
+
+
+def faded_walk(frames: int, lowest: float) -> tuple[list[np.ndarray], np.ndarray]:
+    """The target moving right 4 px a frame and, after SEEN frames, fading into the background, frame by frame,
+    to `lowest` of its contrast."""
+    background, target = scene()
+    truth = np.array([[LEFT + 4 * i, TOP, TARGET_W, TARGET_H] for i in range(frames)], dtype=np.float64)
+    contrast = np.r_[np.ones(SEEN), np.linspace(1, lowest, frames - SEEN)]
+    return [(c * draw(background, target, box) + (1 - c) * background).astype(np.uint8)
+            for box, c in zip(truth, contrast)], truth
+
+
+@pytest.mark.parametrize("hold_drop", [0.0, 0.65])
+def test_with_hold_drop_a_target_lost_slowly_is_followed_and_one_lost_at_once_is_held(hold_drop):
+    """track.redetect.hold_drop: a target whose score fades slowly, until the rule says lost, is held at its
+    last confident box without it and left behind as it moves on; with it, it is followed, `lost` set. A target
+    replaced by background at once is held either way."""
+    tracker = SiamFCTracker(MODELS[0], device="cpu", quiet=True,
+                            overrides=LONG_TERM + (f"track.redetect.hold_drop={hold_drop}",))
+    frames, truth = faded_walk(50, 0.3)
+    boxes, scores, lost = updates(tracker, frames, truth[0])
+    assert lost.any() and (scores[1:] > hold_drop * scores[:-1]).all()  # lost, and never at once
+    followed = overlaps(boxes[lost], truth[1:][lost])
+    assert followed.min() > 0.8 if hold_drop else followed.min() < 0.7, followed
+    shown = np.repeat([True, False, True], [SEEN, HIDDEN, BACK])
+    frames, truth = walk(shown)
+    boxes, _, lost = updates(tracker, frames, truth[0])
+    gone = ~shown[1:]
+    assert lost[gone].all() and (boxes[gone] == boxes[SEEN - 2]).all()
 
 
 def blurred(frame: np.ndarray, sigma: float) -> np.ndarray:

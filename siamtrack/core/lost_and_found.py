@@ -37,8 +37,9 @@ class LostAndFound:
 
     def held(self, s: Targets) -> np.ndarray:
         """Per target, whether it is held at its last confident box and searched for (track.redetect): lost for
-        `after` updates in a row."""
-        return s.lost & (s.lost_frames >= self.track.redetect.after) & self.searching
+        `after` updates in a row and, with `hold_drop`, since an abrupt fall of its peak."""
+        abrupt = s.abrupt if self.track.redetect.hold_drop else True
+        return s.lost & (s.lost_frames >= self.track.redetect.after) & abrupt & self.searching
 
     def split(self, s: Targets) -> tuple[np.ndarray, np.ndarray]:
         """The rows of the targets tracked this frame, and of those searched for in tiles instead."""
@@ -78,7 +79,7 @@ class LostAndFound:
         boxes = boxes_of(s)[rows]
         lost, cues = self.verifier.judge(frame, peaks, s.history(rows, score), boxes, s.colour_model[rows], moved)
         s.colour_model[rows] = self.verifier.adapted_colours(frame, boxes, s.colour_model[rows], ~lost)
-        s.judged(rows, score, lost, cues)
+        s.judged(rows, score, lost, cues, dropped=score < self.track.redetect.hold_drop * s.score[rows])
         s.hold(rows[self.held(s)[rows]])
 
     def search(self, frame: np.ndarray, s: Targets, rows: np.ndarray, tiles: np.ndarray,

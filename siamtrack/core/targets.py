@@ -59,7 +59,10 @@ class Targets:
     # the long-term state (track.verifier, track.redetect)
     confident_center: np.ndarray  # N x 2: the centre after the last update not judged lost (init's before any)
     confident_scale: np.ndarray  # N: the scale then
+    confident_shape: np.ndarray  # N x 5: its box's shape then: base_size (w, h) and warp_box
+    confident_warp: np.ndarray  # N x 2 int: its warp then
     lost_frames: np.ndarray  # N int: updates judged lost in a row, up to the last (0: tracked)
+    abrupt: np.ndarray  # N bool: lost, and the peak fell under track.redetect.hold_drop x the one before since
     colour_model: np.ndarray  # N x bins^3: the colour histogram of the first box
     cues: np.ndarray  # N x len(LOST_CUES): the last update's cues (NaN before it, and with the rule)
 
@@ -74,7 +77,9 @@ class Targets:
                    recent_scores=[deque(maxlen=window)], kernels=kernels, scale_filter=[scale_filter],
                    warp=warp[None].copy(), warp_box=np.array([[0.0, 0.0, size[0] / size[1]]]),
                    confident_center=center[None].copy(), confident_scale=np.ones(1),
-                   lost_frames=np.zeros(1, dtype=np.int64), colour_model=colours[None],
+                   confident_shape=np.array([[*size, 0.0, 0.0, size[0] / size[1]]]), confident_warp=warp[None].copy(),
+                   lost_frames=np.zeros(1, dtype=np.int64), abrupt=np.zeros(1, dtype=bool),
+                   colour_model=colours[None],
                    cues=np.full((1, len(LOST_CUES)), np.nan))
 
     def __len__(self) -> int:
@@ -102,9 +107,11 @@ class Targets:
         """The targets `rows`' first update's scores: this update's where it is their first."""
         return np.where(np.isnan(self.reference_score[rows]), score, self.reference_score[rows])
 
-    def judged(self, rows: np.ndarray, score: np.ndarray, lost: np.ndarray, cues: np.ndarray | None) -> None:
-        """Keep the targets `rows`' scores, lost flags (and cues) of this update. A lost target's score stays
-        out of its history, which remains the tracked target's."""
+    def judged(self, rows: np.ndarray, score: np.ndarray, lost: np.ndarray, cues: np.ndarray | None,
+               dropped: np.ndarray | bool = False) -> None:
+        """Keep the targets `rows`' scores, lost flags (and cues) of this update, and whether the peak `dropped`
+        abruptly in a loss. A lost target's score stays out of its history, which remains the tracked target's."""
+        self.abrupt[rows] = lost & (self.abrupt[rows] | dropped)
         self.score[rows] = score
         self.reference_score[rows] = self._reference(rows, score)
         self.lost[rows] = lost
@@ -116,13 +123,18 @@ class Targets:
                 self.recent_scores[i].append(kept)
 
     def hold(self, rows: np.ndarray) -> None:
-        """Put the targets `rows` back at their last confident boxes."""
+        """Put the targets `rows` back at their last confident boxes, turned as they were then: the updates that
+        judged them lost may have turned them to fit whatever was there."""
         self.center[rows], self.scale[rows] = self.confident_center[rows], self.confident_scale[rows]
+        self.base_size[rows], self.warp_box[rows] = np.split(self.confident_shape[rows], [2], axis=1)
+        self.warp[rows] = self.confident_warp[rows]
 
     def remember_confident(self) -> None:
         """The boxes of the targets not lost, as the ones to hold them at once they are."""
         found = ~self.lost
         self.confident_center[found], self.confident_scale[found] = self.center[found], self.scale[found]
+        self.confident_shape[found] = np.concatenate([self.base_size[found], self.warp_box[found]], axis=1)
+        self.confident_warp[found] = self.warp[found]
 
 
 def _join(first, second):
