@@ -416,13 +416,14 @@ def test_each_return_of_a_recording_is_told_recovered_failed_before_refused_or_n
 def test_the_perfect_lost_and_found_flags_the_absence_and_puts_the_tracker_where_the_target_comes_back():
     """tools/lost_bound.py's oracles, the ceiling of a lost signal and a search: `flag` leaves the tracker's boxes
     as they are and flags the absent frames; `found` also holds the tracker while the target is gone and puts it
-    on the target where it comes back, far from where it went, where the tracker alone does not follow it."""
+    on the target where it comes back, far from where it went, where the tracker alone (no search: the tool's,
+    which the oracle stands in for) does not follow it."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
     from lost_bound import track_with_oracle
 
     shown = np.repeat([True, False, True], [SEEN, HIDDEN, BACK])
     frames, truth = walk(shown, back_at=(WIDTH - TARGET_W - 20, HEIGHT - TARGET_H - 10))
-    tracker = SiamFCTracker(MODELS[1], device="cpu", quiet=True)
+    tracker = SiamFCTracker(MODELS[1], device="cpu", quiet=True, overrides=("track.redetect.tiles=0",))
     own = np.vstack([truth[0], updates(tracker, frames, truth[0])[0]])
     back = np.flatnonzero(shown)[SEEN:]
     assert overlaps(own[back], truth[back]).max() < TRACKED_IOU  # alone, the tracker does not find it there
