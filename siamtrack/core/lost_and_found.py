@@ -76,10 +76,10 @@ class LostAndFound:
               moved: np.ndarray) -> None:
         """Whether each of the tracked targets `rows`, just moved to its peak (`moved` px), is lost; with
         track.redetect, one judged lost goes back to its last confident box."""
-        boxes = boxes_of(s)[rows]
-        lost, cues = self.verifier.judge(frame, peaks, s.history(rows, score), boxes, s.colour_model[rows], moved)
+        boxes, history = boxes_of(s)[rows], s.history(rows, score)
+        lost, cues = self.verifier.judge(frame, peaks, history, boxes, s.colour_model[rows], moved)
         s.colour_model[rows] = self.verifier.adapted_colours(frame, boxes, s.colour_model[rows], ~lost)
-        s.judged(rows, score, lost, cues, dropped=score < self.track.redetect.hold_drop * s.score[rows])
+        s.judged(rows, score, lost, cues, dropped=history.dropped(self.track.redetect.hold_drop))
         s.hold(rows[self.held(s)[rows]])
 
     def search(self, frame: np.ndarray, s: Targets, rows: np.ndarray, tiles: np.ndarray,

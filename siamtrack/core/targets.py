@@ -33,6 +33,10 @@ class ScoreHistory:
         """The targets where the boolean mask `kept` is true."""
         return ScoreHistory(**{f.name: _take(getattr(self, f.name), kept) for f in fields(self)})
 
+    def dropped(self, factor: float) -> np.ndarray:
+        """Whether each peak fell abruptly: under `factor` x the last update's (never at the first)."""
+        return self.score < factor * self.previous
+
     def recent_median(self) -> np.ndarray:
         """Each target's median recent score (NaN with none yet)."""
         return np.array([np.median(scores) if scores else np.nan for scores in self.recent])

@@ -145,7 +145,7 @@ class Verifier:
         the target lost."""
         if not self.cfg.onset_drop:
             return np.ones(len(history.score), dtype=bool)
-        return history.was_lost | (history.score < self.cfg.onset_drop * history.previous)
+        return history.was_lost | history.dropped(self.cfg.onset_drop)
 
     def accept(self, frame: np.ndarray, peaks: PeakMaps, history: ScoreHistory, boxes: np.ndarray,
                colour_models: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
