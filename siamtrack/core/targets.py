@@ -63,7 +63,8 @@ class Targets:
     # the long-term state (track.verifier, track.redetect)
     confident_center: np.ndarray  # N x 2: the centre after the last update not judged lost (init's before any)
     confident_scale: np.ndarray  # N: the scale then
-    confident_shape: np.ndarray  # N x 5: its box's shape then: base_size (w, h) and warp_box
+    confident_size: np.ndarray  # N x 2: its base_size then
+    confident_warp_box: np.ndarray  # N x 3: its warp_box then
     confident_warp: np.ndarray  # N x 2 int: its warp then
     lost_frames: np.ndarray  # N int: updates judged lost in a row, up to the last (0: tracked)
     abrupt: np.ndarray  # N bool: lost, and the peak fell under track.redetect.hold_drop x the one before since
@@ -75,13 +76,15 @@ class Targets:
               kernels: tuple[torch.Tensor, ...], scale_filter, window: int, colours: np.ndarray,
               warp: np.ndarray) -> Targets:
         """One target at its first box: tracked, with no score yet, at the warp `warp` of its bank, unturned."""
+        unturned = np.array([[0.0, 0.0, size[0] / size[1]]])  # warp_box: no turn, no stretch, the box's w / h
         return cls(ids=np.array([target_id], dtype=np.int64), center=center[None], base_size=size[None],
                    base_search=np.array([search_side]), scale=np.ones(1), border=border[None],
                    reference_score=np.full(1, np.nan), score=np.full(1, np.nan), lost=np.zeros(1, dtype=bool),
                    recent_scores=[deque(maxlen=window)], kernels=kernels, scale_filter=[scale_filter],
-                   warp=warp[None].copy(), warp_box=np.array([[0.0, 0.0, size[0] / size[1]]]),
+                   warp=warp[None].copy(), warp_box=unturned,
                    confident_center=center[None].copy(), confident_scale=np.ones(1),
-                   confident_shape=np.array([[*size, 0.0, 0.0, size[0] / size[1]]]), confident_warp=warp[None].copy(),
+                   confident_size=size[None].copy(), confident_warp_box=unturned.copy(),
+                   confident_warp=warp[None].copy(),
                    lost_frames=np.zeros(1, dtype=np.int64), abrupt=np.zeros(1, dtype=bool),
                    colour_model=colours[None],
                    cues=np.full((1, len(LOST_CUES)), np.nan))
@@ -130,14 +133,14 @@ class Targets:
         """Put the targets `rows` back at their last confident boxes, turned as they were then: the updates that
         judged them lost may have turned them to fit whatever was there."""
         self.center[rows], self.scale[rows] = self.confident_center[rows], self.confident_scale[rows]
-        self.base_size[rows], self.warp_box[rows] = np.split(self.confident_shape[rows], [2], axis=1)
+        self.base_size[rows], self.warp_box[rows] = self.confident_size[rows], self.confident_warp_box[rows]
         self.warp[rows] = self.confident_warp[rows]
 
     def remember_confident(self) -> None:
         """The boxes of the targets not lost, as the ones to hold them at once they are."""
         found = ~self.lost
         self.confident_center[found], self.confident_scale[found] = self.center[found], self.scale[found]
-        self.confident_shape[found] = np.concatenate([self.base_size[found], self.warp_box[found]], axis=1)
+        self.confident_size[found], self.confident_warp_box[found] = self.base_size[found], self.warp_box[found]
         self.confident_warp[found] = self.warp[found]
 
 
