@@ -95,6 +95,9 @@ class RedetectConfig:
     # since (a cut, a full occlusion); a target that turns or whose light changes fades slowly and is followed
     # with `lost` set instead. 0: every lost target is held
     hold_drop: float = 0.0
+    # and only while the peak stays under hold_stay x the recent tracked peaks' median: one that comes back up
+    # before `after` lost updates (a blur, a look-alike passing) was a dip and is followed instead. 0: no check
+    hold_stay: float = 0.0
     near_frames: int = 10
     tile_step: float = 0.7  # between tile centres, in search-crop sides (a response covers about 0.75 of one)
 
@@ -223,7 +226,7 @@ _RANGES = (
         "track.scale_penalty", "track.scale_lr", "track.window_influence", "track.dsst.learning_rate",
         "track.fusion_weight", "track.fusion_floor", "track.warps.penalty", "track.warps.box_lr",
         "track.verifier.threshold", "track.verifier.accept", "track.verifier.colour_rate", "track.verifier.onset_drop",
-        "track.redetect.hold_drop",
+        "track.redetect.hold_drop", "track.redetect.hold_stay",
         "train.momentum", "train.val_fraction", "train.stretch", "train.color_jitter",
         "train.gray_prob"}),
 )

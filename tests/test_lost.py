@@ -20,7 +20,7 @@ from siamtrack.evaluation.metrics import overlaps
 from siamtrack.synthetic import make_object, smooth_texture
 
 MODELS = ("siamfc_lite0", "siamfc_lite0_fast")
-# the search at once, on both models (the shipped fast config waits for 5 lost updates, the default does not search)
+# the search at once, on both models (the shipped configs wait for 5 lost updates)
 LONG_TERM = ("track.redetect.tiles=3", "track.redetect.after=1")
 HEIGHT, WIDTH, TARGET_W, TARGET_H, TOP, LEFT = 360, 640, 80, 60, 150, 240
 SEEN, HIDDEN, BACK = 6, 8, 4  # frames of the walk: target shown, then gone (longer than half lost_window)
@@ -154,6 +154,24 @@ def test_with_hold_drop_a_target_lost_slowly_is_followed_and_one_lost_at_once_is
     boxes, _, lost = updates(tracker, frames, truth[0])
     gone = ~shown[1:]
     assert lost[gone].all() and (boxes[gone] == boxes[SEEN - 2]).all()
+
+
+@pytest.mark.parametrize("after_drop, held", [((0.4, 0.45, 0.45), True), ((0.4, 0.7, 0.7), False)])
+def test_a_loss_is_held_only_while_its_peak_stays_down_after_the_abrupt_drop(after_drop, held):
+    """track.redetect.hold_stay: a peak that falls abruptly and stays under hold_stay x the recent tracked ones
+    until `after` lost updates is held; one that comes back up over that, though still judged lost (a dip: a blur,
+    a look-alike passing), is followed. The rule alone judges here, at lost_drop 0.8 over hold_stay 0.65."""
+    tracker = SiamFCTracker(MODELS[1], device="cpu", quiet=True, overrides=(
+        "track.redetect.tiles=3", "track.redetect.after=3", "track.redetect.hold_drop=0.65",
+        "track.redetect.hold_stay=0.65",
+        "track.verifier.kind=rule", "track.lost_drop=0.8"))
+    frames, truth = walk(np.ones(1, dtype=bool))
+    tracker.init(frames[0], truth[0])
+    s, rows = tracker.targets, np.array([0])
+    for score in (1.0,) * 5 + after_drop:
+        tracker.lost_found.judge(frames[0], s, rows, None, np.array([score]), np.zeros(1))
+    assert s.lost[0] and s.lost_frames[0] == len(after_drop)
+    assert tracker.lost_found.held(s)[0] == held
 
 
 def blurred(frame: np.ndarray, sigma: float) -> np.ndarray:

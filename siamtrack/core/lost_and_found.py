@@ -37,7 +37,8 @@ class LostAndFound:
 
     def held(self, s: Targets) -> np.ndarray:
         """Per target, whether it is held at its last confident box and searched for (track.redetect): lost for
-        `after` updates in a row and, with `hold_drop`, since an abrupt fall of its peak."""
+        `after` updates in a row and, with `hold_drop`, since an abrupt fall of its peak (with `hold_stay`, one it has
+        not come back up from)."""
         abrupt = s.abrupt if self.track.redetect.hold_drop else True
         return s.lost & (s.lost_frames >= self.track.redetect.after) & abrupt & self.searching
 
@@ -79,7 +80,9 @@ class LostAndFound:
         boxes, history = boxes_of(s)[rows], s.history(rows, score)
         lost, cues = self.verifier.judge(frame, peaks, history, boxes, s.colour_model[rows], moved)
         s.colour_model[rows] = self.verifier.adapted_colours(frame, boxes, s.colour_model[rows], ~lost)
-        s.judged(rows, score, lost, cues, dropped=history.dropped(self.track.redetect.hold_drop))
+        redetect = self.track.redetect
+        down = history.below_recent(redetect.hold_stay) if redetect.hold_stay else True
+        s.judged(rows, score, lost, cues, dropped=history.dropped(redetect.hold_drop), down=down)
         s.hold(rows[self.held(s)[rows]])
 
     def search(self, frame: np.ndarray, s: Targets, rows: np.ndarray, tiles: np.ndarray,

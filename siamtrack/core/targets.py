@@ -37,6 +37,10 @@ class ScoreHistory:
         """Whether each peak fell abruptly: under `factor` x the last update's (never at the first)."""
         return self.score < factor * self.previous
 
+    def below_recent(self, factor: float) -> np.ndarray:
+        """Whether each peak is under `factor` x its recent median: still down (never with no history yet)."""
+        return self.score < factor * self.recent_median()
+
     def recent_median(self) -> np.ndarray:
         """Each target's median recent score (NaN with none yet)."""
         return np.array([np.median(scores) if scores else np.nan for scores in self.recent])
@@ -67,7 +71,9 @@ class Targets:
     confident_warp_box: np.ndarray  # N x 3: its warp_box then
     confident_warp: np.ndarray  # N x 2 int: its warp then
     lost_frames: np.ndarray  # N int: updates judged lost in a row, up to the last (0: tracked)
-    abrupt: np.ndarray  # N bool: lost, and the peak fell under track.redetect.hold_drop x the one before since
+    # N bool: lost, the peak fell under track.redetect.hold_drop x the one before since, and has stayed under
+    # track.redetect.hold_stay x the recent tracked ones' median
+    abrupt: np.ndarray
     colour_model: np.ndarray  # N x bins^3: the colour histogram of the first box
     cues: np.ndarray  # N x len(LOST_CUES): the last update's cues (NaN before it, and with the rule)
 
@@ -115,10 +121,11 @@ class Targets:
         return np.where(np.isnan(self.reference_score[rows]), score, self.reference_score[rows])
 
     def judged(self, rows: np.ndarray, score: np.ndarray, lost: np.ndarray, cues: np.ndarray | None,
-               dropped: np.ndarray | bool = False) -> None:
+               dropped: np.ndarray | bool = False, down: np.ndarray | bool = True) -> None:
         """Keep the targets `rows`' scores, lost flags (and cues) of this update, and whether the peak `dropped`
-        abruptly in a loss. A lost target's score stays out of its history, which remains the tracked target's."""
-        self.abrupt[rows] = lost & (self.abrupt[rows] | dropped)
+        abruptly in a loss and is still `down`: a loss whose peak comes back up was a dip, not an abrupt loss. A
+        lost target's score stays out of its history, which remains the tracked target's."""
+        self.abrupt[rows] = lost & (self.abrupt[rows] | dropped) & down
         self.score[rows] = score
         self.reference_score[rows] = self._reference(rows, score)
         self.lost[rows] = lost
