@@ -42,10 +42,12 @@ def wait_until(condition, timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
-def listening(port: int) -> bool:
-    """Whether something listens on the port, read from /proc so no connection is used up."""
+def serving(port: int) -> bool:
+    """Whether ffmpeg serves on the port: it listens (state 0A), or it has already taken its one client
+    (state 01; with `listen=1` it closes its listening socket once a client connects, so a client that keeps
+    retrying can leave no moment to see it listen). Read from /proc so no connection is used up."""
     table = Path("/proc/net/tcp").read_text().splitlines()[1:]
-    return any(row.split()[1].endswith(f":{port:04X}") and row.split()[3] == "0A" for row in table)
+    return any(row.split()[1].endswith(f":{port:04X}") and row.split()[3] in ("0A", "01") for row in table)
 
 
 
@@ -56,7 +58,7 @@ def serve(video, readrate: float):
     port = free_port()
     server = subprocess.Popen(["ffmpeg", "-loglevel", "error", "-readrate", str(readrate), "-i", str(video),
                                "-c:v", "mpeg1video", "-q:v", "3", "-f", "mpegts", f"tcp://127.0.0.1:{port}?listen=1"])
-    wait_until(lambda: listening(port), 10, "ffmpeg did not start listening")
+    wait_until(lambda: serving(port), 10, "ffmpeg did not start listening")
     yield f"tcp://127.0.0.1:{port}"
     server.kill()
     server.wait()

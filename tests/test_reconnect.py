@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import read_boxes
-from test_live import free_port, listening, needs, wait_until
+from test_live import free_port, needs, serving, wait_until
 
 from siamtrack.errors import SourceError
 from siamtrack.sources import open_source
@@ -36,7 +36,7 @@ class Server:
     def start(self) -> None:
         self.process = subprocess.Popen(["ffmpeg", "-loglevel", "error", "-readrate", "1", "-i", str(self.video),
                                          "-c:v", "mpeg1video", "-q:v", "3", "-f", "mpegts", f"{self.url}?listen=1"])
-        wait_until(lambda: listening(self.port), 15, "ffmpeg did not start listening")
+        wait_until(lambda: serving(self.port), 15, "ffmpeg did not start serving")
 
     def kill(self) -> None:
         self.process.kill()

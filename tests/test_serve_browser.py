@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import OTB_MINI, count_frames, require, write_video
-from test_live import needs
+from test_live import needs, serving
 
 from siamtrack.outputs import BOXES_HEADER
 
@@ -187,17 +187,11 @@ def stream(car_loop):
                                str(STREAM_FPS), "-i", str(car_loop[0]), "-t", "120", "-c:v", "mpeg1video", "-q:v", "2",
                                "-f", "mpegts", f"tcp://127.0.0.1:{port}?listen=1"], stderr=subprocess.DEVNULL)
     try:
-        wait_for(lambda: listening(port), "ffmpeg to listen")  # read from /proc: a probe would take its one client
+        wait_for(lambda: serving(port), "ffmpeg to listen")  # read from /proc: a probe would take its one client
         yield f"tcp://127.0.0.1:{port}"
     finally:
         ffmpeg.kill()
         ffmpeg.wait()
-
-
-def listening(port: int) -> bool:
-    """Whether a socket listens on 127.0.0.1:port (Linux's /proc/net/tcp: state 0A is LISTEN)."""
-    with open("/proc/net/tcp") as table:
-        return any(line.split()[1] == f"0100007F:{port:04X}" and line.split()[3] == "0A" for line in table)
 
 
 def matched_frames(thumbnails, truth_thumbnails) -> np.ndarray:
