@@ -22,6 +22,8 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'siamtrack[cluster]')")
 
+from test_live import free_port  # noqa: E402
+
 from siamtrack import TrackerSpec  # noqa: E402
 from siamtrack.cli import main  # noqa: E402
 from siamtrack.errors import EvaluationError  # noqa: E402
@@ -39,12 +41,6 @@ HEAD_SYSTEM_CONFIG = '{"health_check_period_ms": 500, "health_check_failure_thre
 FAST = "siamfc_lite0_fast"
 TASK_TITLE = "ray::_run_task"  # a Ray worker's process title while it runs siamtrack.evaluation.cluster's task
 POLL_S = 0.05
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def head_answers(port: int) -> bool:

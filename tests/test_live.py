@@ -58,7 +58,7 @@ def serve(video, readrate: float):
     port = free_port()
     server = subprocess.Popen(["ffmpeg", "-loglevel", "error", "-readrate", str(readrate), "-i", str(video),
                                "-c:v", "mpeg1video", "-q:v", "3", "-f", "mpegts", f"tcp://127.0.0.1:{port}?listen=1"])
-    wait_until(lambda: serving(port), 10, "ffmpeg did not start listening")
+    wait_until(lambda: serving(port), 10, "ffmpeg did not start serving")
     yield f"tcp://127.0.0.1:{port}"
     server.kill()
     server.wait()

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import OTB_MINI, count_frames, require, write_video
-from test_live import needs, serving
+from test_live import free_port, needs, serving
 
 from siamtrack.outputs import BOXES_HEADER
 
@@ -180,9 +180,7 @@ def camera_file(car_loop):
 def stream(car_loop):
     """The loop served by ffmpeg as an MPEG-TS stream on 127.0.0.1, over and over for at most 2 minutes."""
     needs("ffmpeg")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     ffmpeg = subprocess.Popen(["ffmpeg", "-loglevel", "error", "-re", "-stream_loop", "-1", "-framerate",
                                str(STREAM_FPS), "-i", str(car_loop[0]), "-t", "120", "-c:v", "mpeg1video", "-q:v", "2",
                                "-f", "mpegts", f"tcp://127.0.0.1:{port}?listen=1"], stderr=subprocess.DEVNULL)
