@@ -24,6 +24,7 @@ from siamtrack import SiamFCTracker
 from siamtrack.integrations.videorectangle import to_percent, to_pixels
 from siamtrack.sources import open_source
 from test_label_studio import visible
+from test_serve_browser import CHROMIUM, browser_or_skip, start_chromium
 
 pytestmark = pytest.mark.slow
 
@@ -193,24 +194,20 @@ def test_a_box_drawn_interactively_on_frame_k_is_tracked_from_frame_k(served, fr
 # README's picture of the labeling page: into docs/ only when asked (tests write only to temporary folders), as
 # `SIAMTRACK_DOCS_IMAGES=1 pytest tests/test_label_studio_real.py -k labeling_page` does
 DOCS_SCREENSHOT = ROOT / "docs" / "label_studio_page.png"
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 BOX_COLOUR = np.array([0x00, 0xc8, 0x53])  # the Label tag's background in the labeling config: its boxes' stroke
 PAGE_WAIT_S = 60.0
 
 
 def chromium(folder: Path):
     """Headless Chromium, driven by selenium, with a profile of its own in `folder`."""
-    for program in (CHROMIUM, CHROMEDRIVER):
-        if not program.is_file():
-            pytest.skip(f"{program} is not installed (.ci/run installs chromium and chromium-driver from Debian)")
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is in the dev extra")
+    webdriver = browser_or_skip()
     options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
+    options.binary_location = CHROMIUM
     for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                      "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,1000",
                      f"--user-data-dir={folder}"):
         options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(str(CHROMEDRIVER)))
+    driver = start_chromium(webdriver, options)
     driver.set_page_load_timeout(PAGE_WAIT_S)
     driver.implicitly_wait(PAGE_WAIT_S)
     return driver

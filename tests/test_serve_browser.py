@@ -7,14 +7,17 @@ All traffic stays on 127.0.0.1; every server a test starts stops with it.
 """
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
+import weakref
 from pathlib import Path
 
 import cv2
@@ -63,8 +66,22 @@ def chromium(webdriver, downloads: Path, camera: Path | None = None, *extra: str
     options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
                                               "download.prompt_for_download": False})
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console: CSP violations show there
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(CHROMEDRIVER))
+    driver = start_chromium(webdriver, options)
     driver.set_page_load_timeout(WAIT_S)
+    return driver
+
+
+def start_chromium(webdriver, options):
+    """Chromium through chromedriver, their temporary files (a profile, the singleton socket's folder) in a
+    folder of their own, removed with the driver: in /tmp they would outlive every test run."""
+    scratch = tempfile.mkdtemp(prefix="siamtrack-chromium-")
+    try:
+        driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(
+            CHROMEDRIVER, env={**os.environ, "TMPDIR": scratch}))
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    weakref.finalize(driver, shutil.rmtree, scratch, True)
     return driver
 
 
