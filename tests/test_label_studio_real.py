@@ -17,14 +17,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from conftest import OTB_MINI, require
 from label_studio_harness import INSTALL, LABEL_STUDIO, PASSWORD, ROOT, USER, Backend, LabelStudio, encode_video
+from test_label_studio import visible
+from test_serve_browser import CHROMIUM, browser_or_skip, start_chromium
+
 from siamtrack import SiamFCTracker
 from siamtrack.integrations.videorectangle import to_percent, to_pixels
 from siamtrack.sources import open_source
-from test_label_studio import visible
-from test_serve_browser import CHROMIUM, browser_or_skip, start_chromium
 
 pytestmark = pytest.mark.slow
 
