@@ -68,15 +68,16 @@ def gray(frame: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
 
 
-def cli_process(*args: str, preexec_fn=None, **popen) -> subprocess.Popen:
+def cli_process(*args: str, preexec_fn=None, env: dict | None = None, **popen) -> subprocess.Popen:
     """`python -m siamtrack ARGS` as a user starts it from a terminal: Ctrl-C (SIGINT) reaches it, also where
-    these tests run as a shell's background job, whose children inherit SIGINT ignored; `preexec_fn` runs too."""
+    these tests run as a shell's background job, whose children inherit SIGINT ignored; `preexec_fn` runs too,
+    and `env` adds to its environment."""
     def before_exec():
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         if preexec_fn is not None:
             preexec_fn()
 
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     return subprocess.Popen([sys.executable, "-m", "siamtrack", *args], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, preexec_fn=before_exec, **popen)
 
@@ -598,7 +599,9 @@ def test_ctrl_c_during_eval_then_resume_loses_nothing_finished(tmp_path):
     args = ["eval", "--dataset", "otb", "--root", str(root), "--trackers", "siamtrack", "--config", FAST_CONFIG,
             "--out", str(out), "--workers", "2", "--quiet"]
     markers = out / "progress" / "OTB" / "siamtrack"
-    run = cli_process(*args, start_new_session=True)  # its own process group, as a terminal's job
+    temp = tmp_path / "temp"  # the run's temporary folder: the workers' jobs cut short leave nothing there
+    temp.mkdir()
+    run = cli_process(*args, start_new_session=True, env={"TMPDIR": str(temp)})  # its own process group, as a job's
     try:
         while not markers.is_dir() or not any(markers.iterdir()):
             assert run.poll() is None, "the evaluation ended before it could be interrupted"
@@ -608,6 +611,7 @@ def test_ctrl_c_during_eval_then_resume_loses_nothing_finished(tmp_path):
     finally:
         run.kill()
     assert run.returncode == 130 and err.strip() == "siamtrack: interrupted", err
+    assert not list(temp.iterdir())
     finished = {p.name: (out / "results" / "OTB" / "siamtrack" / f"{p.name}.txt").stat().st_mtime_ns
                 for p in markers.iterdir()}
     assert 1 <= len(finished) < 4

@@ -116,7 +116,14 @@ def _start_pool_worker(work: Work) -> None:
     # tqdm (the status line of a tracker's build) makes a multiprocessing lock on first use, which a pool
     # ends its workers without releasing: the parent would warn of a leaked semaphore at exit
     tqdm.set_lock(threading.RLock())
+    # the pool ends its workers with SIGTERM (after Ctrl-C, an error, or the last job): an exit rather than a
+    # kill, so that a job cut short still removes its private folder (Benchmark.track) from the temp dir
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     _pool_work.append(work)
+
+
+def _exit_on_sigterm(signum, frame) -> None:
+    raise SystemExit(0)
 
 
 def _run_pool_job(job: Job) -> JobResult:
